@@ -1,0 +1,1 @@
+"""Synthetic problems and bundled datasets, every generator driven by a key."""

@@ -1,0 +1,1 @@
+"""Small Flax (Linen) testbed models exposing ``apply_fn(params, x)``."""

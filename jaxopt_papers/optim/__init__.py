@@ -1,0 +1,1 @@
+"""Optax transforms for centralized training, one file per paper."""

@@ -1,0 +1,1 @@
+"""Scan-driven solvers, one file per paper."""

@@ -1,0 +1,30 @@
+"""Test setup: 4 simulated CPU devices, strict rank promotion, markers.
+
+This is one of the two places (with scripts/) allowed to touch jax.config.
+"""
+
+import os
+
+# Quiet TensorFlow-style C++ logs from XLA; must precede the jax import.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+NUM_DEVICES = 4
+
+jax.config.update('jax_num_cpu_devices', NUM_DEVICES)
+jax.config.update('jax_numpy_rank_promotion', 'raise')
+
+
+@pytest.fixture
+def rng():
+  """A seeded NumPy generator (test data only, never library code)."""
+  return np.random.default_rng(0)
+
+
+@pytest.fixture(scope='session')
+def num_devices():
+  assert jax.device_count() == NUM_DEVICES, jax.devices()
+  return NUM_DEVICES
