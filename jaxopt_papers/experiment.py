@@ -17,6 +17,7 @@ equals an uninterrupted run bit for bit.
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -25,10 +26,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
 from jaxopt_papers import papers
 from jaxopt_papers.core import solver as solver_lib
+
+# Progress of long runs: the stdlib logger 'jaxopt_papers' (silent unless a
+# handler is attached, e.g. by `reproduce.enable_progress`).
+log = logging.getLogger('jaxopt_papers')
 
 __all__ = [
   'Claim',
@@ -39,6 +43,7 @@ __all__ = [
   'run',
   'save_report',
   'train',
+  'tree_bytes',
 ]
 
 
@@ -124,6 +129,19 @@ def build(config, **overrides: Any) -> Any:
   kwargs = dict(config.algo)
   kwargs.update(overrides)
   return papers.get(config.paper)(**kwargs)
+
+
+def tree_bytes(tree: Any) -> int:
+  """Bytes of every array in ``tree`` (typed PRNG keys as their key data).
+
+  The memory figure the reports use for optimizer states.
+  """
+  total = 0
+  for x in jax.tree.leaves(tree):
+    if _is_key(x):
+      x = jax.random.key_data(x)
+    total += x.size * jnp.dtype(x.dtype).itemsize
+  return int(total)
 
 
 # ----------------------------------------------------------------- training
@@ -281,7 +299,7 @@ def train(
       state, leaves = ckpt.restore(latest, state)
       step = latest
       chunks.append(leaves)
-      logging.info('%s: resumed from step %d', name, step)
+      log.info('%s: resumed from step %d', name, step)
 
   runners: dict[int, Callable[..., Any]] = {}
   try:
@@ -295,7 +313,8 @@ def train(
       chunks.append(leaves)
       step += n
       metrics = _summary([x[-1] for x in leaves], names)
-      logging.info('%s: step %d/%d %s', name, step, num_steps, metrics)
+      shown = ' '.join(f'{k}={v:.4g}' for k, v in metrics.items())
+      log.info('%s: step %d/%d %s', name, step, num_steps, shown)
       if ckpt is not None and (step % ckpt_every == 0 or step == num_steps):
         ckpt.save(
           step, state, [np.concatenate(c) for c in zip(*chunks, strict=True)]

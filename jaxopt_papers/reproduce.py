@@ -11,22 +11,35 @@ and ``DIR/<id>/curves.png``, and prints one scoreboard row per claim: paper,
 claim, ours, baseline, threshold, holds. With a workdir, an interrupted run
 resumes from its checkpoints when started again with the same arguments.
 ``--strict`` exits with status 1 when any claim fails. Progress goes to
-stderr through absl logging.
+stderr (the stdlib logger ``'jaxopt_papers'``).
 """
 
 import argparse
 import json
+import logging
 import math
 import os
 import sys
 import time
 from collections.abc import Sequence
 
-from absl import logging
-
 from jaxopt_papers import experiment, papers
 
-__all__ = ['main', 'reproduce', 'scoreboard']
+log = experiment.log
+
+__all__ = ['enable_progress', 'main', 'reproduce', 'scoreboard']
+
+
+def enable_progress(stream=None) -> None:
+  """Shows the driver's progress lines (logger 'jaxopt_papers') on stderr."""
+  if not log.handlers:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+      logging.Formatter('%(asctime)s %(message)s', datefmt='%H:%M:%S')
+    )
+    log.addHandler(handler)
+  log.setLevel(logging.INFO)
+  log.propagate = False
 
 
 def _fmt(x: float) -> str:
@@ -101,11 +114,11 @@ def reproduce(
     sub = None if workdir is None else os.path.join(workdir, pid)
     if sub is not None:
       _check_workdir(sub, config)
-    logging.info('[%d/%d] %s (%s preset)', i + 1, len(paper_ids), pid, preset)
+    log.info('[%d/%d] %s (%s preset)', i + 1, len(paper_ids), pid, preset)
     start = time.perf_counter()
     report = experiment.run(config, sub)
     verdict = 'all claims hold' if report.holds else 'a claim FAILED'
-    logging.info(
+    log.info(
       '[%d/%d] %s done in %.1f s: %s',
       i + 1,
       len(paper_ids),
@@ -162,8 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.list:
     print(_registry_listing())
     return 0
-  logging.set_verbosity(logging.INFO)
-  logging.use_absl_handler()
+  enable_progress()
   reports = reproduce(paper_ids(args.paper), args.preset, args.workdir)
   print(scoreboard(reports))
   if args.workdir:

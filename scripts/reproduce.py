@@ -63,6 +63,8 @@ def main(argv):
   )
   from jaxopt_papers import reproduce
 
+  reproduce.enable_progress()
+
   config = _CONFIG.value
   if config is not None:
     reports = reproduce.reproduce(

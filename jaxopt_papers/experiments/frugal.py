@@ -19,16 +19,6 @@ from jaxopt_papers.data import markov
 from jaxopt_papers.models import transformer
 
 
-def state_bytes(tree) -> int:
-  """Bytes of every array in ``tree`` (typed PRNG keys as their key data)."""
-  total = 0
-  for x in jax.tree.leaves(tree):
-    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-      x = jax.random.key_data(x)
-    total += x.size * x.dtype.itemsize
-  return int(total)
-
-
 def optimizers(config) -> dict[str, optax.GradientTransformation]:
   """The compared methods, built from the config (FRUGAL via the registry)."""
   algo = config.algo
@@ -96,7 +86,7 @@ def run(config, workdir: str | None = None) -> experiment.Report:
       'eval_loss_max': float(final.max()),
       'eval_loss_min': float(final.min()),
       'train_loss_last50': float(trace.loss[-50:].mean()),
-      'state_bytes': state_bytes(one_seed),
+      'state_bytes': experiment.tree_bytes(one_seed),
     }
     curves[name] = _smooth(trace.loss.mean(axis=1), 20)
 

@@ -138,7 +138,11 @@ def _new_projector(
   m, n = shape
   cdtype = _compute_dtype(dtype)
   if plan.kind == 'coord':
-    idx = jax.random.choice(key, m * n, (plan.size,), replace=False)
+    # A uniformly random k-subset: the k largest of m*n iid uniforms (4x
+    # faster on CPU than `jax.random.choice(replace=False)`, which permutes
+    # all m*n; ties between float32 uniforms are broken by index, a
+    # negligible bias).
+    _, idx = jax.lax.top_k(jax.random.uniform(key, (m * n,)), plan.size)
     return jnp.sort(idx).astype(jnp.int32)
   if projection == 'svd':
     u, _, vh = jnp.linalg.svd(g.astype(cdtype), full_matrices=False)
@@ -532,7 +536,14 @@ def scale_by_frugal(
         a = matrix_leaves[i].astype(cdtype)
         if state_free == 'none':
           u = _up(a, q, p, g.shape)
-        elif state_free == 'sgd' and p.kind != 'coord':
+        elif p.kind == 'coord':
+          # The residual G - up(down G) is G off the selected coordinates
+          # and 0 on them (where phi(0) = 0), so one scatter of `a` into
+          # s phi(G) gives up(a) + s phi(residual) exactly.
+          free = state_free_rule(gc, scale).reshape(-1)
+          u = free.at[q].set(a, indices_are_sorted=True, unique_indices=True)
+          u = u.reshape(g.shape)
+        elif state_free == 'sgd':
           # up(a) + s (G - up(down G)) = up(a - s down G) + s G.
           u = _up(a - scale * downs[i], q, p, g.shape) + scale * gc
         else:

@@ -1,0 +1,212 @@
+r"""Step time, compile time and state memory of each paper against its baseline.
+
+Rows:
+
+* FRUGAL (paper 2) vs ``optax.adam`` vs ``optax.contrib.galore`` at the same
+  density on an MLP (default 5.3M parameters; batches 128 and 1024, since
+  the projections cost ``3 m n r`` flops per matrix whatever the batch while
+  the gradient costs ``6 b m n``): the time per step
+  averaged over one full ``update_gap`` window (one jitted ``lax.scan`` of
+  ``update_gap`` steps, so the SVD refresh is included), the median time of
+  a single jitted step between refreshes, compile time, and optimizer-state
+  bytes.
+* CBO (paper 19): ``CBO.run`` (one ``lax.scan``) vs a Python loop over a
+  jitted ``CBO.step`` that blocks on each step.
+
+Usage::
+
+  python scripts/benchmark.py [--out=benchmark.json] [--quick]
+
+Prints a table and writes JSON. Not part of the tests (a ``--quick`` smoke
+run is).
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import jax
+import optax
+
+from jaxopt_papers import experiment
+from jaxopt_papers.data import test_functions
+from jaxopt_papers.models import mlp
+from jaxopt_papers.optim import frugal
+from jaxopt_papers.solvers import cbo
+
+
+def _timed(fn, *args):
+  start = time.perf_counter()
+  out = jax.block_until_ready(fn(*args))
+  return out, time.perf_counter() - start
+
+
+def optimizer_rows(args, batch) -> list[dict]:
+  width, depth = args.width, args.depth
+  model = mlp.MLP(features=(width,) * depth + (10,))
+  key = jax.random.key(0)
+  x = jax.random.normal(key, (batch, width))
+  y = jax.random.randint(jax.random.fold_in(key, 1), (batch,), 0, 10)
+  params = model.init(jax.random.fold_in(key, 2), x)
+  num_params = sum(p.size for p in jax.tree.leaves(params))
+  loss_fn = mlp.classification_loss(model.apply)
+  gap = args.update_gap
+  rank = round(args.density * width)
+  txs = {
+    'value_and_grad only': None,
+    'optax.adam': optax.adam(1e-3),
+    **{
+      f'frugal {proj} (density {args.density})': frugal.frugal(
+        1e-3, density=args.density, update_gap=gap, projection=proj
+      )
+      for proj in args.projections.split(',')
+    },
+    f'optax.contrib.galore (rank {rank})': optax.contrib.galore(
+      1e-3, rank=rank, update_proj_gap=gap
+    ),
+  }
+  rows = []
+  for name, tx in txs.items():
+    if tx is None:
+
+      def step(carry, _):
+        p, s = carry
+        loss, g = jax.value_and_grad(loss_fn)(p, (x, y))
+        p = jax.tree.map(lambda a, b: a - 0.0 * b, p, g)
+        return (p, s), loss
+
+      state = ()
+    else:
+
+      def step(carry, _, tx=tx):
+        p, s = carry
+        loss, g = jax.value_and_grad(loss_fn)(p, (x, y))
+        u, s = tx.update(g, s, p)
+        return (optax.apply_updates(p, u), s), loss
+
+      state = tx.init(params)
+    window = jax.jit(
+      lambda c, step=step: jax.lax.scan(step, c, None, length=gap)[0]
+    )
+    one = jax.jit(lambda c, step=step: step(c, None)[0])
+    carry = (params, state)
+    start = time.perf_counter()
+    window_c = window.lower(carry).compile()
+    compile_s = time.perf_counter() - start
+    carry, _ = _timed(window_c, carry)  # warm-up (crosses one refresh)
+    times = []
+    for _ in range(args.repeats):
+      carry, t = _timed(window_c, carry)
+      times.append(t / gap)
+    # Single steps between refreshes: the step counter is now a multiple of
+    # the gap, so skip one step (the refresh) first.
+    one_c = one.lower(carry).compile()
+    carry, _ = _timed(one_c, carry)
+    single = []
+    for _ in range(min(args.single_steps, gap - 2)):
+      carry, t = _timed(one_c, carry)
+      single.append(t)
+    rows.append(
+      {
+        'name': name,
+        'batch': batch,
+        'num_params': int(num_params),
+        'ms_per_step_over_window': 1e3 * statistics.median(times),
+        'ms_single_step_median': 1e3 * statistics.median(single),
+        'compile_s': compile_s,
+        'state_bytes': experiment.tree_bytes(state),
+        'update_gap': gap,
+      }
+    )
+    print(
+      f'  {name:36s} {rows[-1]["ms_per_step_over_window"]:8.2f} ms/step '
+      f'(window)  {rows[-1]["ms_single_step_median"]:8.2f} ms (single)  '
+      f'compile {compile_s:6.1f} s  state {rows[-1]["state_bytes"]:>11,d} B',
+      flush=True,
+    )
+  adam = next(r for r in rows if r['name'] == 'optax.adam')
+  for r in rows:
+    r['x_adam_window'] = (
+      r['ms_per_step_over_window'] / adam['ms_per_step_over_window']
+    )
+    r['x_adam_state'] = r['state_bytes'] / max(adam['state_bytes'], 1)
+  return rows
+
+
+def cbo_rows(args) -> list[dict]:
+  f = test_functions.shifted_rastrigin(args.cbo_dim, shift=1.0)
+  x0 = jax.random.uniform(
+    jax.random.key(0),
+    (args.cbo_particles, args.cbo_dim),
+    minval=-3.0,
+    maxval=3.0,
+  )
+  solver = cbo.CBO(alpha=100.0, sigma=8.0, dt=0.01)
+  key = jax.random.key(1)
+  n = args.cbo_steps
+  run = jax.jit(solver.run, static_argnums=3)
+  _timed(run, x0, key, f, n)  # compile
+  _, scan_s = _timed(run, x0, key, f, n)
+  step = jax.jit(solver.step)
+  state = solver.init(x0, key)
+  state, _ = jax.block_until_ready(step(state, f))  # compile
+  start = time.perf_counter()
+  for _ in range(n):
+    state, _ = jax.block_until_ready(step(state, f))
+  loop_s = time.perf_counter() - start
+  rows = [
+    {'name': 'CBO.run (lax.scan)', 'us_per_step': 1e6 * scan_s / n},
+    {'name': 'Python loop of jitted CBO.step', 'us_per_step': 1e6 * loop_s / n},
+  ]
+  rows[1]['x_scan'] = loop_s / scan_s
+  for r in rows:
+    print(f'  {r["name"]:36s} {r["us_per_step"]:8.1f} us/step', flush=True)
+  return rows
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--out', default='benchmark.json')
+  parser.add_argument('--quick', action='store_true', help='tiny smoke run')
+  parser.add_argument('--width', type=int, default=1024)
+  parser.add_argument('--depth', type=int, default=5)
+  parser.add_argument(
+    '--batches', default='128,1024', help='comma-separated batch sizes'
+  )
+  parser.add_argument('--projections', default='svd,random,randk,block')
+  parser.add_argument('--density', type=float, default=0.25)
+  parser.add_argument('--update_gap', type=int, default=200)
+  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--single_steps', type=int, default=20)
+  parser.add_argument('--cbo_particles', type=int, default=100)
+  parser.add_argument('--cbo_dim', type=int, default=20)
+  parser.add_argument('--cbo_steps', type=int, default=1000)
+  args = parser.parse_args()
+  if args.quick:
+    args.width, args.depth, args.batches = 64, 2, '16'
+    args.update_gap, args.repeats, args.single_steps = 10, 1, 3
+    args.cbo_steps = 50
+  print(f'jax {jax.__version__} on {jax.devices()[0].device_kind}')
+  opt = []
+  for batch in map(int, args.batches.split(',')):
+    print(f'FRUGAL vs Adam vs GaLore (MLP, batch {batch}):')
+    opt += optimizer_rows(args, batch)
+  print('CBO scan vs Python loop:')
+  cbo_ = cbo_rows(args)
+  result = {
+    'jax': jax.__version__,
+    'device': jax.devices()[0].device_kind,
+    'platform': platform.platform(),
+    'args': vars(args),
+    'optimizers': opt,
+    'cbo': cbo_,
+  }
+  with open(args.out, 'w') as f:
+    json.dump(result, f, indent=2)
+  print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+  main()

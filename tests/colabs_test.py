@@ -1,0 +1,39 @@
+"""Every notebook in colabs/ runs end to end (nbclient, the test's Python)."""
+
+import os
+import pathlib
+import sys
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+COLABS = sorted((pathlib.Path(__file__).parents[1] / 'colabs').glob('*.ipynb'))
+
+
+def test_there_are_notebooks():
+  names = {p.name for p in COLABS}
+  assert {'optim.ipynb', 'solvers.ipynb'} <= names
+
+
+@pytest.mark.parametrize('path', COLABS, ids=lambda p: p.name)
+def test_notebook_runs(path, tmp_path, monkeypatch):
+  nb = nbformat.read(path, as_version=4)
+  # The kernel must be this interpreter (the project's venv), and must not
+  # inherit the 4 simulated devices of conftest (a user's session has 1).
+  monkeypatch.setenv('PATH', os.path.dirname(sys.executable), prepend=':')
+  monkeypatch.setenv('MPLBACKEND', 'Agg')
+  client = NotebookClient(
+    nb,
+    timeout=600,
+    kernel_name='python3',
+    resources={'metadata': {'path': str(tmp_path)}},
+  )
+  client.execute()
+  text = ''.join(
+    o.get('text', '')
+    for c in nb.cells
+    if c.cell_type == 'code'
+    for o in c.get('outputs', [])
+  )
+  assert 'yes' in text and 'NO' not in text, 'a claim failed in the notebook'
