@@ -27,7 +27,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
 
 reproduce: $(STAMP)
-	$(BIN)/python -m jaxopt_papers.reproduce --paper=all --preset=quick
+	$(BIN)/python -m jaxopt_papers.reproduce --paper=all --preset=quick \
+	  --workdir=workdir/reproduce-$$(date +%Y%m%d-%H%M%S)
 
 benchmark: $(STAMP)
 	$(BIN)/python scripts/benchmark.py
