@@ -19,6 +19,28 @@ Usage::
 
 Prints a table and writes JSON. Not part of the tests (a ``--quick`` smoke
 run is).
+
+Measured on the project's 2-core CPU host (jax 0.10.2, 2026-11-28), MLP
+1024 x 5 layers (5.26M parameters), density 0.25 / GaLore rank 256,
+update_gap 200, ms per step averaged over a full window (refresh included)
+and optimizer-state bytes::
+
+  batch 128:   adam 25.5 | frugal svd 69.7 (2.74x) random 64.3 (2.53x)
+               randk 31.1 (1.17x) block 25.3 (0.99x) | galore 58.4 (2.29x)
+  batch 1024:  adam 161.9 | frugal svd 208.9 (1.29x) random 211.6 (1.31x)
+               randk 180.3 (1.11x, before the one-scatter fix) block 159.5
+               (0.99x) | galore 194.8 (1.20x)
+  state bytes: adam 42.1 MB | frugal svd/random 15.8 MB (0.375x), randk
+               15.8 MB, block 8.4 MB | galore 15.8 MB
+  CBO (N=100, d=20): lax.scan 53 us/step vs Python loop 197 us/step (3.7x)
+
+Compile times are all under 1.5 s. FRUGAL's 'svd'/'random' projections with
+the sign residual need three ``m n r`` matmuls per matrix (down, up of the
+Adam direction, up of down for the residual) against GaLore's two, so on a
+compute-bound host they cannot beat GaLore per step; they meet 1.3x Adam only
+where the gradient dominates (batch 1024). 'randk' and 'block' meet both
+targets at both batches. The SVD refresh adds about 5 ms/step (1 s every 200
+steps for four 1024 x 1024 matrices).
 """
 
 import argparse
