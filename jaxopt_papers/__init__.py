@@ -1,7 +1,32 @@
 """jaxopt_papers: optimization papers as optax transforms and scan solvers.
 
-Public namespaces: :mod:`core`, :mod:`optim`, :mod:`solvers`, :mod:`models`,
-:mod:`data`, :mod:`papers` (the registry), :mod:`experiment` (the driver).
+Public namespaces (imported on first access): :mod:`core`, :mod:`optim`,
+:mod:`solvers`, :mod:`models`, :mod:`data`, :mod:`configs`,
+:mod:`experiments`, :mod:`papers` (the registry), :mod:`experiment` (the
+driver) and :mod:`reproduce` (the main job). Import a paper directly, e.g.
+``from jaxopt_papers.optim import frugal``.
 """
 
+import importlib
+
 __version__ = '0.1.0'
+
+_NAMESPACES = (
+  'configs',
+  'core',
+  'data',
+  'experiment',
+  'experiments',
+  'models',
+  'optim',
+  'papers',
+  'reproduce',
+  'solvers',
+)
+__all__ = ['__version__', *_NAMESPACES]
+
+
+def __getattr__(name: str):
+  if name in _NAMESPACES:
+    return importlib.import_module(f'{__name__}.{name}')
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

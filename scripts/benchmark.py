@@ -28,8 +28,8 @@ and optimizer-state bytes::
   batch 128:   adam 25.5 | frugal svd 69.7 (2.74x) random 64.3 (2.53x)
                randk 31.1 (1.17x) block 25.3 (0.99x) | galore 58.4 (2.29x)
   batch 1024:  adam 161.9 | frugal svd 208.9 (1.29x) random 211.6 (1.31x)
-               randk 180.3 (1.11x, before the one-scatter fix) block 159.5
-               (0.99x) | galore 194.8 (1.20x)
+               randk 170.0 (1.05x) block 159.5 (0.99x) | galore 194.8
+               (1.20x)
   state bytes: adam 42.1 MB | frugal svd/random 15.8 MB (0.375x), randk
                15.8 MB, block 8.4 MB | galore 15.8 MB
   CBO (N=100, d=20): lax.scan 53 us/step vs Python loop 197 us/step (3.7x)

@@ -16,15 +16,11 @@ minimiser shifted to 1, anisotropic noise, simultaneous Euler-Maruyama step).
 
 import ml_collections
 
+from jaxopt_papers.configs import common
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  preset = arg or 'quick'
-  if preset not in ('quick', 'full'):
-    raise ValueError(f"`arg` must be 'quick' or 'full', got {arg!r}")
-  c = ml_collections.ConfigDict()
-  c.paper = 'cbo'
-  c.preset = preset
-  c.seed = 0
+  c = common.new_config('cbo', arg)
   c.num_seeds = 10
   # CBO hyperparameters (the solver's fields).
   c.algo = ml_collections.ConfigDict(
@@ -44,7 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # 1-device vs N-device agreement, run when N devices are available.
   c.check_devices = 4
   c.check_steps = 50
-  if preset == 'full':
+  if c.preset == 'full':
     c.num_seeds = 100
     c.claim.min_cbo_successes = 90
     c.claim.max_gd_successes = 10

@@ -28,15 +28,11 @@ projectors included; embeddings are projected too).
 
 import ml_collections
 
+from jaxopt_papers.configs import common
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  preset = arg or 'quick'
-  if preset not in ('quick', 'full'):
-    raise ValueError(f"`arg` must be 'quick' or 'full', got {arg!r}")
-  c = ml_collections.ConfigDict()
-  c.paper = 'frugal'
-  c.preset = preset
-  c.seed = 0
+  c = common.new_config('frugal', arg)
   c.num_seeds = 3
   # FRUGAL's hyperparameters: the keyword arguments of `frugal`.
   c.algo = ml_collections.ConfigDict(
@@ -80,7 +76,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.claim = ml_collections.ConfigDict(
     dict(margin=0.4, adam_tolerance=0.1, max_state_ratio=0.35)
   )
-  if preset == 'full':
+  if c.preset == 'full':
     c.model.update(d_model=256, num_heads=8, num_layers=4)
     c.data.update(vocab_size=256, batch_size=64, seq_len=129)
     c.algo.update(learning_rate=1e-3, update_gap=200)

@@ -48,9 +48,29 @@ def _transform(
   return v
 
 
+class _ShiftedMinimum:
+  """Properties of a function whose global minimum 0 sits at ``shift``."""
+
+  shift: jax.Array
+
+  @property
+  def dim(self) -> int:
+    return self.shift.shape[-1]
+
+  @property
+  def minimizer(self) -> jax.Array:
+    """``[d]`` the global minimiser (the shift)."""
+    return self.shift
+
+  @property
+  def minimum(self) -> jax.Array:
+    """The global minimum value, 0."""
+    return jnp.zeros([], self.shift.dtype)
+
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
-class Rastrigin:
+class Rastrigin(_ShiftedMinimum):
   r"""Shifted (and optionally rotated) Rastrigin function.
 
   .. math::
@@ -82,20 +102,6 @@ class Rastrigin:
   amplitude: float = dataclasses.field(default=10.0, metadata={'static': True})
   normalize: bool = dataclasses.field(default=True, metadata={'static': True})
 
-  @property
-  def dim(self) -> int:
-    return self.shift.shape[-1]
-
-  @property
-  def minimizer(self) -> jax.Array:
-    """``[d]`` the global minimiser :math:`b`."""
-    return self.shift
-
-  @property
-  def minimum(self) -> jax.Array:
-    """The global minimum value, 0."""
-    return jnp.zeros([], self.shift.dtype)
-
   def __call__(self, x: ArrayLike) -> jax.Array:
     v = _transform(x, self.shift, self.rotation)
     terms = v * v + self.amplitude * (1.0 - jnp.cos(2.0 * jnp.pi * v))
@@ -105,7 +111,7 @@ class Rastrigin:
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
-class Ackley:
+class Ackley(_ShiftedMinimum):
   r"""Shifted (and optionally rotated) Ackley function.
 
   .. math::
@@ -132,20 +138,6 @@ class Ackley:
   a: float = dataclasses.field(default=20.0, metadata={'static': True})
   b: float = dataclasses.field(default=0.2, metadata={'static': True})
   c: float = dataclasses.field(default=2.0 * math.pi, metadata={'static': True})
-
-  @property
-  def dim(self) -> int:
-    return self.shift.shape[-1]
-
-  @property
-  def minimizer(self) -> jax.Array:
-    """``[d]`` the global minimiser."""
-    return self.shift
-
-  @property
-  def minimum(self) -> jax.Array:
-    """The global minimum value, 0."""
-    return jnp.zeros([], self.shift.dtype)
 
   def __call__(self, x: ArrayLike) -> jax.Array:
     v = _transform(x, self.shift, self.rotation)
