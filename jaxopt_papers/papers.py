@@ -55,6 +55,9 @@ class PaperSpec:
       data)``.
     device_axis: Name of the mesh axis the solver maps over (it then takes a
       ``mesh`` argument), or ``None``.
+    stochastic: Whether the PRNG key changes a run. A deterministic solver
+      (plain gradient descent from a given start) must ignore its key; the
+      contract suite checks either way.
   """
 
   id: str
@@ -75,6 +78,7 @@ class PaperSpec:
   key_arg: str | None = None
   example: str | None = None
   device_axis: str | None = None
+  stochastic: bool = True
 
   @property
   def url(self) -> str:
