@@ -1,0 +1,67 @@
+"""Construction-time checks of hyperparameters, shared by every paper.
+
+Each raises ``ValueError`` with the argument's name in backticks, which is
+what the contract suite matches. Values are Python/NumPy scalars (static
+dataclass fields), never traced arrays.
+"""
+
+import math
+import numbers
+from typing import Any
+
+from jax.sharding import Mesh
+
+__all__ = [
+  'check_in',
+  'check_int',
+  'check_mesh',
+  'check_positive',
+  'is_real',
+]
+
+
+def is_real(value: Any) -> bool:
+  """A Python or NumPy real number, not a bool (hashable: a static field)."""
+  return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_positive(name: str, value: Any, *, allow_none: bool = False) -> None:
+  """``value`` is a finite real number > 0 (or ``None`` if allowed)."""
+  if value is None and allow_none:
+    return
+  if not (is_real(value) and math.isfinite(value) and value > 0):
+    extra = 'None or ' if allow_none else ''
+    raise ValueError(
+      f'`{name}` must be {extra}a finite number > 0, got {value!r}'
+    )
+
+
+def check_int(
+  name: str, value: Any, *, minimum: int = 1, allow_none: bool = False
+) -> None:
+  """``value`` is a Python int (not a bool) ``>= minimum``."""
+  if value is None and allow_none:
+    return
+  if not (isinstance(value, int) and not isinstance(value, bool)) or (
+    value < minimum
+  ):
+    extra = 'None or ' if allow_none else ''
+    raise ValueError(
+      f'`{name}` must be {extra}an int >= {minimum}, got {value!r}'
+    )
+
+
+def check_in(name: str, value: Any, options: tuple[Any, ...]) -> None:
+  """``value`` is one of ``options``."""
+  if value not in options:
+    raise ValueError(f'`{name}` must be one of {options}, got {value!r}')
+
+
+def check_mesh(mesh: Mesh | None, axis_name: str) -> None:
+  """``axis_name`` is a non-empty str and, with a mesh, one of its axes."""
+  if not isinstance(axis_name, str) or not axis_name:
+    raise ValueError(f'`axis_name` must be a non-empty str, got {axis_name!r}')
+  if mesh is not None and axis_name not in mesh.axis_names:
+    raise ValueError(
+      f'`axis_name` {axis_name!r} is not an axis of `mesh` {mesh.axis_names}'
+    )
