@@ -32,7 +32,6 @@ Example:
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -42,7 +41,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jaxopt_papers.core import parallel
+from jaxopt_papers.core import checks, parallel
 from jaxopt_papers.core import solver as solver_lib
 from jaxopt_papers.data import test_functions
 
@@ -133,27 +132,8 @@ def _check_objective_value(fx: jax.Array) -> None:
     )
 
 
-def _check_mesh(mesh: Mesh | None, axis_name: str) -> None:
-  if not isinstance(axis_name, str) or not axis_name:
-    raise ValueError(f'`axis_name` must be a non-empty str, got {axis_name!r}')
-  if mesh is not None and axis_name not in mesh.axis_names:
-    raise ValueError(
-      f'`axis_name` {axis_name!r} is not an axis of `mesh` {mesh.axis_names}'
-    )
-
-
-def _is_real(value: Any) -> bool:
-  """A Python or NumPy real number (hashable, so it can be a static field)."""
-  return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _positive_finite(name: str, value: Any) -> None:
-  if not (_is_real(value) and math.isfinite(value) and value > 0):
-    raise ValueError(f'`{name}` must be a finite number > 0, got {value!r}')
-
-
 def _nonnegative_finite(name: str, value: Any) -> None:
-  if not (_is_real(value) and math.isfinite(value) and value >= 0):
+  if not (checks.is_real(value) and math.isfinite(value) and value >= 0):
     raise ValueError(f'`{name}` must be a finite number >= 0, got {value!r}')
 
 
@@ -288,10 +268,10 @@ class CBO:
   axis_name: str = 'particles'
 
   def __post_init__(self):
-    _positive_finite('alpha', self.alpha)
+    checks.check_positive('alpha', self.alpha)
     _nonnegative_finite('lam', self.lam)
     _nonnegative_finite('sigma', self.sigma)
-    _positive_finite('dt', self.dt)
+    checks.check_positive('dt', self.dt)
     if self.noise not in _NOISE_TYPES:
       raise ValueError(
         f'`noise` must be one of {_NOISE_TYPES}, got {self.noise!r}'
@@ -300,7 +280,7 @@ class CBO:
       raise ValueError(
         f'`noise_at` must be one of {_NOISE_AT}, got {self.noise_at!r}'
       )
-    _check_mesh(self.mesh, self.axis_name)
+    checks.check_mesh(self.mesh, self.axis_name)
 
   def init(self, particles: ArrayLike, key: jax.Array) -> CBOState:
     """Returns the state at ``particles`` (``[N, d]``, sharded if a mesh)."""
@@ -479,13 +459,13 @@ class ConsensusHopping:
   axis_name: str = 'particles'
 
   def __post_init__(self):
-    _positive_finite('alpha', self.alpha)
+    checks.check_positive('alpha', self.alpha)
     _nonnegative_finite('sigma', self.sigma)
     if not isinstance(self.num_samples, int) or self.num_samples < 1:
       raise ValueError(
         f'`num_samples` must be an int >= 1, got {self.num_samples!r}'
       )
-    if not (_is_real(self.sigma_decay) and 0 < self.sigma_decay <= 1):
+    if not (checks.is_real(self.sigma_decay) and 0 < self.sigma_decay <= 1):
       raise ValueError(
         f'`sigma_decay` must be in (0, 1], got {self.sigma_decay!r}'
       )
@@ -493,7 +473,7 @@ class ConsensusHopping:
       raise ValueError(
         f'`decay_every` must be an int >= 1, got {self.decay_every!r}'
       )
-    _check_mesh(self.mesh, self.axis_name)
+    checks.check_mesh(self.mesh, self.axis_name)
 
   def init(self, x: ArrayLike, key: jax.Array) -> ConsensusHoppingState:
     """Returns the state at the point ``x`` (``[d]``)."""

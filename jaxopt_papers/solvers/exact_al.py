@@ -127,7 +127,6 @@ Example:
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -135,6 +134,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxopt_papers.core import checks
 from jaxopt_papers.core import solver as solver_lib
 from jaxopt_papers.data import constrained
 
@@ -302,20 +302,6 @@ class ExactALTrace(NamedTuple):
   nonfinite: jax.Array  # bool: the step was rejected as non-finite
 
 
-def _is_real(value: Any) -> bool:
-  return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _positive(name: str, value: Any) -> None:
-  if not (_is_real(value) and math.isfinite(value) and value > 0):
-    raise ValueError(f'`{name}` must be a finite number > 0, got {value!r}')
-
-
-def _positive_int(name: str, value: Any) -> None:
-  if not (isinstance(value, int) and not isinstance(value, bool)) or value < 1:
-    raise ValueError(f'`{name}` must be an int >= 1, got {value!r}')
-
-
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ExactAL:
@@ -391,29 +377,29 @@ class ExactAL:
     if not callable(self.c):
       raise ValueError(f'`c` must be callable, got {self.c!r}')
     for name in ('eta1', 'eta2', 'xi_b', 'theta', 'delta_min', 'tol'):
-      _positive(name, getattr(self, name))
+      checks.check_positive(name, getattr(self, name))
     for name in ('singular_tol', 'reduced_hessian_tol'):
-      _positive(name, getattr(self, name))
-    _positive('eta1_max', self.eta1_max)
-    _positive('eta2_min', self.eta2_min)
-    if not (_is_real(self.delta) and 0 < self.delta <= 1):
+      checks.check_positive(name, getattr(self, name))
+    checks.check_positive('eta1_max', self.eta1_max)
+    checks.check_positive('eta2_min', self.eta2_min)
+    if not (checks.is_real(self.delta) and 0 < self.delta <= 1):
       raise ValueError(f'`delta` must be in (0, 1], got {self.delta!r}')
-    if not (_is_real(self.beta) and 0 < self.beta < 0.5):
+    if not (checks.is_real(self.beta) and 0 < self.beta < 0.5):
       raise ValueError(f'`beta` must be in (0, 0.5), got {self.beta!r}')
-    if not (_is_real(self.nu) and math.isfinite(self.nu) and self.nu > 1):
+    if not (checks.is_real(self.nu) and math.isfinite(self.nu) and self.nu > 1):
       raise ValueError(f'`nu` must be a finite number > 1, got {self.nu!r}')
-    if not (_is_real(self.lam_init) and math.isfinite(self.lam_init)):
+    if not (checks.is_real(self.lam_init) and math.isfinite(self.lam_init)):
       raise ValueError(
         f'`lam_init` must be a finite number, got {self.lam_init}'
       )
-    _positive_int('max_sketch_steps', self.max_sketch_steps)
-    _positive_int('sketch_block', self.sketch_block)
-    _positive_int('max_adapt', self.max_adapt)
-    _positive_int('max_armijo', self.max_armijo)
+    checks.check_int('max_sketch_steps', self.max_sketch_steps)
+    checks.check_int('sketch_block', self.sketch_block)
+    checks.check_int('max_adapt', self.max_adapt)
+    checks.check_int('max_armijo', self.max_armijo)
     if self.fixed_sketch_steps is not None:
-      _positive_int('fixed_sketch_steps', self.fixed_sketch_steps)
+      checks.check_int('fixed_sketch_steps', self.fixed_sketch_steps)
     if self.num_constraints is not None:
-      _positive_int('num_constraints', self.num_constraints)
+      checks.check_int('num_constraints', self.num_constraints)
     if self.sketch not in _SKETCHES:
       raise ValueError(
         f'`sketch` must be one of {_SKETCHES}, got {self.sketch!r}'

@@ -43,7 +43,6 @@ Example:
 import abc
 import dataclasses
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -53,7 +52,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jaxopt_papers.core import parallel
+from jaxopt_papers.core import checks, parallel
 from jaxopt_papers.core import solver as solver_lib
 from jaxopt_papers.data import finite_sum
 from jaxopt_papers.data.finite_sum import FiniteSumProblem
@@ -127,17 +126,6 @@ class HalpernTrace(NamedTuple):
   #                      or r(u_k) > max_residual_growth * r(u_0)
 
 
-def _is_real(value: Any) -> bool:
-  return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _positive_finite_or_none(name: str, value: Any) -> None:
-  if value is None:
-    return
-  if not (_is_real(value) and math.isfinite(value) and value > 0):
-    raise ValueError(f'`{name}` must be a finite number > 0, got {value!r}')
-
-
 class _Components(NamedTuple):
   """Component evaluations on this device's share of the components."""
 
@@ -193,8 +181,8 @@ class _FiniteSumSolver(abc.ABC):
   _max_step_times_lipschitz = 2.0
 
   def __post_init__(self):
-    _positive_finite_or_none('step_size', self.step_size)
-    _positive_finite_or_none('lipschitz', self.lipschitz)
+    checks.check_positive('step_size', self.step_size, allow_none=True)
+    checks.check_positive('lipschitz', self.lipschitz, allow_none=True)
     if self.step_size is None and self.lipschitz is None:
       raise ValueError(
         '`step_size` is required when `lipschitz` is not given (the '
@@ -212,21 +200,13 @@ class _FiniteSumSolver(abc.ABC):
         f'of {type(self).__name__}'
       )
     if not (
-      _is_real(self.max_residual_growth) and self.max_residual_growth > 1
+      checks.is_real(self.max_residual_growth) and self.max_residual_growth > 1
     ):
       raise ValueError(
         '`max_residual_growth` must be a number > 1, got '
         f'{self.max_residual_growth!r}'
       )
-    if not isinstance(self.axis_name, str) or not self.axis_name:
-      raise ValueError(
-        f'`axis_name` must be a non-empty str, got {self.axis_name!r}'
-      )
-    if self.mesh is not None and self.axis_name not in self.mesh.axis_names:
-      raise ValueError(
-        f'`axis_name` {self.axis_name!r} is not an axis of `mesh` '
-        f'{self.mesh.axis_names}'
-      )
+    checks.check_mesh(self.mesh, self.axis_name)
 
   @property
   def eta(self) -> float:
@@ -363,7 +343,7 @@ class _FiniteSumSolver(abc.ABC):
 def _check_lam(lam: Any) -> None:
   if lam is None:
     return
-  if not (_is_real(lam) and 0 <= lam < 1):
+  if not (checks.is_real(lam) and 0 <= lam < 1):
     raise ValueError(f'`lam` must be None or a number in [0, 1), got {lam!r}')
 
 
@@ -535,7 +515,7 @@ class VRHalpern(_FiniteSumSolver):
   def __post_init__(self):
     super().__post_init__()
     if self.prob is not None and not (
-      _is_real(self.prob) and 0 < self.prob <= 1
+      checks.is_real(self.prob) and 0 < self.prob <= 1
     ):
       raise ValueError(
         f'`prob` must be None or a number in (0, 1], got {self.prob!r}'

@@ -119,6 +119,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
+from jaxopt_papers.core import checks
 from jaxopt_papers.core import solver as solver_lib
 from jaxopt_papers.data import low_rank
 
@@ -350,10 +351,6 @@ class MatrixSensingTrace(NamedTuple):
   finite: jax.Array  # bool: every entry of the factor is finite
 
 
-def _is_real(value: Any) -> bool:
-  return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MatrixSensingGD:
@@ -389,7 +386,7 @@ class MatrixSensingGD:
 
   def __post_init__(self):
     lr = self.learning_rate
-    if not (_is_real(lr) and math.isfinite(lr) and lr > 0):
+    if not (checks.is_real(lr) and math.isfinite(lr) and lr > 0):
       raise ValueError(
         f'`learning_rate` must be a finite number > 0, got {lr!r}'
       )
@@ -408,7 +405,7 @@ class MatrixSensingGD:
           'modification rebalances F against G)'
         )
     c = self.modification_scale
-    if not (_is_real(c) and math.isfinite(c) and c > 0):
+    if not (checks.is_real(c) and math.isfinite(c) and c > 0):
       raise ValueError(
         f'`modification_scale` must be a finite number > 0, got {c!r}'
       )

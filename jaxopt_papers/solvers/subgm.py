@@ -89,13 +89,13 @@ References:
 
 import dataclasses
 import math
-import numbers
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
+from jaxopt_papers.core import checks
 from jaxopt_papers.core import solver as solver_lib
 from jaxopt_papers.data import low_rank
 
@@ -187,10 +187,6 @@ class SubGMTrace(NamedTuple):
   finite: jax.Array  # bool: every entry of U_t is finite
 
 
-def _is_real(value: Any) -> bool:
-  return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SubGM:
@@ -224,11 +220,11 @@ class SubGM:
 
   def __post_init__(self):
     lr = self.learning_rate
-    if not (_is_real(lr) and math.isfinite(lr) and lr > 0):
+    if not (checks.is_real(lr) and math.isfinite(lr) and lr > 0):
       raise ValueError(
         f'`learning_rate` must be a finite number > 0, got {lr!r}'
       )
-    if not (_is_real(self.decay) and 0 < self.decay <= 1):
+    if not (checks.is_real(self.decay) and 0 < self.decay <= 1):
       raise ValueError(f'`decay` must be in (0, 1], got {self.decay!r}')
     if self.loss not in _LOSSES:
       raise ValueError(f'`loss` must be one of {_LOSSES}, got {self.loss!r}')

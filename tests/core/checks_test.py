@@ -1,0 +1,46 @@
+"""Tests for the shared hyperparameter checks."""
+
+import numpy as np
+import pytest
+
+from jaxopt_papers.core import checks, parallel
+
+
+def test_is_real():
+  assert (
+    checks.is_real(1) and checks.is_real(1.5) and checks.is_real(np.float32(2))
+  )
+  assert not checks.is_real(True) and not checks.is_real('1')
+
+
+@pytest.mark.parametrize('value', [0.0, -1.0, float('nan'), float('inf'), '1'])
+def test_check_positive_rejects(value):
+  with pytest.raises(ValueError, match='`lr`'):
+    checks.check_positive('lr', value)
+
+
+def test_check_positive_accepts_and_none():
+  checks.check_positive('lr', 0.1)
+  checks.check_positive('lr', None, allow_none=True)
+  with pytest.raises(ValueError, match='`lr`'):
+    checks.check_positive('lr', None)
+
+
+def test_check_int():
+  checks.check_int('n', 3)
+  checks.check_int('n', 0, minimum=0)
+  for bad in (0, 1.0, True, None):
+    with pytest.raises(ValueError, match='`n`'):
+      checks.check_int('n', bad)
+
+
+def test_check_in_and_mesh(num_devices):
+  checks.check_in('mode', 'a', ('a', 'b'))
+  with pytest.raises(ValueError, match='`mode`'):
+    checks.check_in('mode', 'c', ('a', 'b'))
+  mesh = parallel.make_mesh(num_devices, 'x')
+  checks.check_mesh(mesh, 'x')
+  with pytest.raises(ValueError, match='`axis_name`'):
+    checks.check_mesh(mesh, 'y')
+  with pytest.raises(ValueError, match='`axis_name`'):
+    checks.check_mesh(None, '')
