@@ -37,8 +37,11 @@ class PaperSpec:
     citation: ``'Authors, Venue Year'``.
     arxiv: arXiv identifier.
     family: Package folder (``optim``, ``solvers``, ...).
-    kind: ``'transform'`` (an optax ``GradientTransformation`` factory) or
-      ``'solver'`` (a static dataclass with ``init``/``step``/``run``).
+    kind: ``'transform'`` (an optax ``GradientTransformation`` factory),
+      ``'solver'`` (a static dataclass with ``init``/``step``/``run``),
+      ``'function'`` (``target(**kwargs)`` builds a static callable, e.g. a
+      kernel function) or ``'module'`` (``target(**kwargs)`` builds a Flax
+      linen module).
     target: ``'module:attribute'`` of the factory / solver class.
     config: Module with ``get_config(arg)`` (presets ``quick`` and ``full``).
     experiment: Module with ``run(config, workdir) -> Report``.
@@ -52,7 +55,9 @@ class PaperSpec:
     key_arg: Factory argument holding the PRNG key (transforms), if any.
     example: Solvers: ``'module:function'`` with ``function(key) -> (x0,
       data)``; the contract suite runs ``init(x0, key)`` and ``step(state,
-      data)``.
+      data)``. Functions and modules: ``function(key) -> args`` (a tuple);
+      the suite calls ``fn(*args)``, or ``module.init(key, *args)`` and
+      ``module.apply(variables, *args)``.
     device_axis: Name of the mesh axis the solver maps over (it then takes a
       ``mesh`` argument), or ``None``.
     stochastic: Whether the PRNG key changes a run. A deterministic solver
@@ -66,7 +71,7 @@ class PaperSpec:
   citation: str
   arxiv: str
   family: str
-  kind: Literal['transform', 'solver']
+  kind: Literal['transform', 'solver', 'function', 'module']
   target: str
   config: str
   experiment: str

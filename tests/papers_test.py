@@ -26,7 +26,7 @@ def test_registry_is_consistent():
   assert len(set(ids)) == len(ids)
   assert len({s.number for s in papers.PAPERS}) == len(ids)
   for s in papers.PAPERS:
-    assert s.kind in ('transform', 'solver')
+    assert s.kind in ('transform', 'solver', 'function', 'module')
     module, _, attr = s.target.partition(':')
     assert module.startswith(f'jaxopt_papers.{s.family}.') and attr
     assert s.config == f'jaxopt_papers.configs.{s.id}'

@@ -17,6 +17,8 @@ from jaxopt_papers.core import solver as solver_lib
 
 TRANSFORMS = [s for s in papers.PAPERS if s.kind == 'transform']
 SOLVERS = [s for s in papers.PAPERS if s.kind == 'solver']
+FUNCTIONS = [s for s in papers.PAPERS if s.kind == 'function']
+MODULES = [s for s in papers.PAPERS if s.kind == 'module']
 ids = lambda specs: [s.id for s in specs]
 NUM_STEPS = 7
 
@@ -252,6 +254,58 @@ def test_solver_devices_agree_with_vmap(spec, num_devices):
   assert len(devices) == num_devices, 'the state must live on every device'
 
 
+# ------------------------------------------------------ functions and modules
+
+
+def _finite(tree):
+  return all(
+    np.all(np.isfinite(np.asarray(x)))
+    for x in jax.tree.leaves(tree)
+    if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
+  )
+
+
+@pytest.mark.parametrize('spec', FUNCTIONS, ids=ids(FUNCTIONS))
+def test_function_jits_once_and_is_deterministic(spec):
+  chex.clear_trace_counter()
+  fn = _factory(spec)(**spec.test_kwargs)
+  args = _example(spec, jax.random.key(0))
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def call(*args):
+    return fn(*args)
+
+  out = call(*args)
+  out2 = call(
+    *jax.tree.map(lambda x: x + 0 if hasattr(x, 'dtype') else x, args)
+  )
+  assert _finite(out), 'the example must give finite outputs'
+  chex.assert_trees_all_equal(out, out2)
+
+
+@pytest.mark.parametrize('spec', MODULES, ids=ids(MODULES))
+def test_module_inits_applies_and_differentiates(spec):
+  chex.clear_trace_counter()
+  module = _factory(spec)(**spec.test_kwargs)
+  args = _example(spec, jax.random.key(0))
+  variables = jax.jit(module.init)(jax.random.key(1), *args)
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def apply(variables, *args):
+    return module.apply(variables, *args)
+
+  out = apply(variables, *args)
+  chex.assert_trees_all_equal(out, apply(variables, *args))
+  assert _finite(out), 'the example must give finite outputs'
+  grads = jax.grad(
+    lambda v: sum(jnp.sum(x) for x in jax.tree.leaves(module.apply(v, *args)))
+  )(variables)
+  assert _finite(grads), 'gradients through the module must be finite'
+  assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(grads))
+
+
 # ---------------------------------------------------------------- validation
 
 
@@ -273,5 +327,5 @@ def test_every_spec_has_bad_kwargs_and_resolves():
     cfg = papers.load_config(spec.id, 'quick')
     assert cfg.paper == spec.id
     assert callable(papers.load_experiment(spec.id).run)
-    if spec.kind == 'solver':
-      assert spec.example, f'{spec.id}: solvers need an example problem'
+    if spec.kind != 'transform':
+      assert spec.example, f'{spec.id}: {spec.kind}s need an example'
