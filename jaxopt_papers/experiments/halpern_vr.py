@@ -219,12 +219,16 @@ def run(config, workdir: str | None = None) -> experiment.Report:
         f'({config.num_seeds}/{config.num_seeds} seeds)'
       ),
       ours=worst,
-      baseline=float(np.min(eg_ratios)),
+      # The baseline is Halpern itself (VR-Halpern with prob=1 is Halpern
+      # exactly, see the tests): its ratio is 1. Extragradient's ratio is a
+      # metric, not this claim's baseline (at tol 1e-4 it beats Halpern).
+      baseline=1.0,
       threshold=c.max_eval_ratio,
       holds=bool(np.all(np.asarray(ratios) <= c.max_eval_ratio)),
       text=(
         'max over seeds of evals(VR-Halpern)/evals(Halpern) to the '
-        'tolerance; baseline: extragradient / Halpern (min over seeds)'
+        'tolerance; baseline: Halpern (= VR-Halpern with prob=1), ratio 1; '
+        f'extragradient/Halpern: {float(np.min(eg_ratios)):.3g} at best'
       ),
     ),
     experiment.Claim(
