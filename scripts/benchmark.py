@@ -84,9 +84,19 @@ import numpy as np
 import optax
 
 from jaxopt_papers import experiment
-from jaxopt_papers.data import constrained, finite_sum, low_rank, test_functions
+from jaxopt_papers.core import solver as solver_lib
+from jaxopt_papers.data import (
+  constrained,
+  diffusions,
+  finite_sum,
+  low_rank,
+  test_functions,
+)
 from jaxopt_papers.models import mlp
+from jaxopt_papers.ntk import analytic, empirical, models
 from jaxopt_papers.optim import frugal
+from jaxopt_papers.ot import monge_gap
+from jaxopt_papers.rl import martingale_pe
 from jaxopt_papers.solvers import (
   cbo,
   exact_al,
@@ -438,6 +448,186 @@ def subgm_rows(args) -> list[dict]:
   return rows
 
 
+def ntk_rows(args) -> list[dict]:
+  """Empirical NTK (paper 22): the three implementations side by side.
+
+  NTK-parameterized ReLU MLP, depth 3, one output, ``N`` inputs of
+  dimension 16, float32, traced output axis, one jitted call each (median of
+  3 after a compile): wall time and the compiled temporary memory
+  (``memory_analysis().temp_size_in_bytes``). The analytic kernel is a
+  reference row.
+  """
+  sizes = [(256, 16)] if args.quick else [(256, 32), (1024, 32), (1024, 64)]
+  rows = []
+  for width, n in sizes:
+    net = models.NTKMLP(width=width, depth=3, b_std=0.1)
+    x = jax.random.normal(jax.random.key(0), (n, 16))
+    params = net.init(jax.random.key(1), x)
+    num_params = sum(p.size for p in jax.tree.leaves(params))
+    fns = {
+      impl: jax.jit(
+        lambda p, x, impl=impl, net=net: empirical.empirical_ntk(
+          net, p, x, implementation=impl
+        )
+      )
+      for impl in empirical.IMPLEMENTATIONS
+    }
+    fns['analytic (infinite width)'] = jax.jit(
+      lambda p, x: analytic.AnalyticKernel(depth=3, b_std=0.1)(x)
+    )
+    ref = None
+    for name, fn in fns.items():
+      compiled = fn.lower(params, x).compile()
+      mem = compiled.memory_analysis()
+      temp = getattr(mem, 'temp_size_in_bytes', float('nan'))
+      out, _ = _timed(fn, params, x)  # warm
+      times = [_timed(fn, params, x)[1] for _ in range(3)]
+      if ref is None:
+        ref = out
+      rel = float(jnp.linalg.norm(out - ref) / jnp.linalg.norm(ref))
+      row = {
+        'name': f'NTK {name} width={width} N={n}',
+        'ms': 1e3 * float(np.median(times)),
+        'temp_MB': temp / 1e6,
+        'params': int(num_params),
+        'rel_diff_vs_jacobian': rel,
+      }
+      rows.append(row)
+      print(
+        f'  {row["name"]:48s} {row["ms"]:9.1f} ms  {row["temp_MB"]:9.1f} MB'
+        f'  rel diff {rel:.1e}',
+        flush=True,
+      )
+  return rows
+
+
+def martingale_pe_rows(args) -> list[dict]:
+  """Online TD(0)/TD(lambda) per step; LSTD, ML, MSTDE per solve (OU, f64).
+
+  Card setting: 2000 stationary OU paths, T = 8, dt = 0.01 (800 steps);
+  ``--quick``: 200 paths, T = 1. The TD step touches every path once (one
+  value and gradient per path); the closed forms read the whole path array
+  once (ML adds a reverse scan for the returns). Memory: the paths
+  (P x (N + 1) float64) and, for TD(lambda), a [P, 2] trace.
+  """
+  quick = args.quick
+  num_paths, num_steps, dt = (200, 100, 0.01) if quick else (2000, 800, 0.01)
+  rows = []
+  with jax.enable_x64(True):
+    ou = diffusions.OrnsteinUhlenbeck()
+    sim = jax.jit(lambda k: ou.simulate(k, num_paths, dt, num_steps))
+    sim(jax.random.key(0))  # compile
+    paths, sim_s = _timed(sim, jax.random.key(1))
+    rows.append(
+      {
+        'name': f'Euler-Maruyama {num_paths} paths x {num_steps} steps',
+        'us_per_step': 1e6 * sim_s / num_steps,
+        'path_bytes': int(paths.x.nbytes + paths.reward.nbytes),
+      }
+    )
+    theta0 = jnp.zeros([2])
+    for lam in (0.0, 0.5):
+      solver = martingale_pe.TDLambda(
+        learning_rate=0.5, lam=lam, dt=dt, num_paths=num_paths
+      )
+      run = jax.jit(solver.run, static_argnums=3)
+      _timed(run, theta0, jax.random.key(0), paths, num_steps)  # compile
+      _, secs = _timed(run, theta0, jax.random.key(0), paths, num_steps)
+      rows.append(
+        {
+          'name': f'TDLambda(lam={lam}) online, one step = all paths',
+          'us_per_step': 1e6 * secs / num_steps,
+        }
+      )
+    for name, fn in (
+      ('LSTD (closed form)', lambda p: martingale_pe.lstd(p, dt, 1.0)),
+      (
+        'ML (closed form)',
+        lambda p: martingale_pe.ml_linear(p, dt, 1.0, tail=num_steps * dt / 2),
+      ),
+      (
+        'MSTDE baseline (closed form)',
+        lambda p: martingale_pe.mstde_linear(p, dt, 1.0),
+      ),
+    ):
+      f = jax.jit(fn)
+      _timed(f, paths)  # compile
+      _, secs = _timed(f, paths)
+      rows.append({'name': name, 'ms_per_solve': 1e3 * secs})
+  for r in rows:
+    t = (
+      f'{r["us_per_step"]:8.1f} us/step'
+      if 'us_per_step' in r
+      else f'{r["ms_per_solve"]:8.2f} ms/solve'
+    )
+    print(f'  {r["name"]:50s} {t}', flush=True)
+  return rows
+
+
+def monge_gap_rows(args) -> list[dict]:
+  """Monge-gap estimator vs plain Sinkhorn-divergence fitting, per step.
+
+  The card's 2-D Gaussian problem (batch 128, eps_fit 0.1, eps_gap 0.05,
+  absolute, Adam 1e-2) from the rotated push-forward, one jitted lax.scan
+  per solver. Rows: the estimator with lam = 1; with lam = 0 (the gap is
+  still computed as a monitor, no gradient); and an OptaxSolver on the
+  fitting loss alone (the baseline's true cost). Also reports the share of
+  steps whose Sinkhorn runs all converged and the final relative map error.
+  """
+  n_steps = 10 if args.quick else 100
+  mean = jnp.array([1.0, -1.0])
+  cov = jnp.array([[2.0, 0.8], [0.8, 1.0]])
+  pair = monge_gap.GaussianPair(jnp.zeros(2), jnp.eye(2), mean, cov)
+  a_star, b_star = pair.ot_map()
+  rot = jnp.array([[0.0, -1.0], [1.0, 0.0]])
+  theta0 = jnp.concatenate([a_star @ rot, mean[:, None]], axis=1)
+  star = jnp.concatenate([a_star, b_star[:, None]], axis=1)
+  err = lambda p: float(jnp.sum((p - star) ** 2) / jnp.trace(cov))
+  kw = dict(epsilon_fit=0.1, epsilon_gap=0.05, batch_size=128)
+  tx = optax.adam(1e-2)
+  est1 = monge_gap.MongeGapEstimator(lam=1.0, optimizer=tx, **kw)
+  est0 = monge_gap.MongeGapEstimator(lam=0.0, optimizer=tx, **kw)
+
+  def fit_loss(p, batch):
+    x, y = batch
+    return monge_gap.sinkhorn_divergence(
+      monge_gap.affine_apply(p, x), y, epsilon=0.1
+    )[0]
+
+  plain = solver_lib.OptaxSolver(
+    loss_fn=fit_loss, optimizer=tx, batch_fn=est1.batch
+  )
+  solvers = [
+    ('MongeGapEstimator lam=1', est1),
+    ('MongeGapEstimator lam=0 (gap monitored)', est0),
+    ('OptaxSolver, Sinkhorn divergence only', plain),
+  ]
+  key = jax.random.key(0)
+  rows = []
+  for name, solver in solvers:
+    run = jax.jit(solver.run, static_argnums=3)
+    _timed(run, theta0, key, pair, n_steps)  # compile
+    (state, trace), secs = _timed(run, theta0, key, pair, n_steps)
+    row = {
+      'name': name,
+      'us_per_step': 1e6 * secs / n_steps,
+      'final_rel_map_error': err(state.params),
+    }
+    if hasattr(trace, 'gap_converged'):
+      ok = np.asarray(trace.gap_converged & trace.fit_converged)
+      row['sinkhorn_converged_frac'] = float(ok.mean())
+    rows.append(row)
+  base = rows[-1]['us_per_step']
+  for r in rows:
+    r['x_baseline_time'] = r['us_per_step'] / base
+    print(
+      f'  {r["name"]:42s} {r["us_per_step"]:10.1f} us/step '
+      f'x{r["x_baseline_time"]:.2f} err {r["final_rel_map_error"]:.3g}',
+      flush=True,
+    )
+  return rows
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--out', default='benchmark.json')
@@ -477,6 +667,9 @@ def main():
     'exact_al': lambda: exact_al_rows(args),
     'matrix_sensing': lambda: matrix_sensing_rows(args),
     'subgm': lambda: subgm_rows(args),
+    'ntk': lambda: ntk_rows(args),
+    'martingale_pe': lambda: martingale_pe_rows(args),
+    'monge_gap': lambda: monge_gap_rows(args),
   }
   only = [g for g in args.only.split(',') if g] or list(groups)
   result = {

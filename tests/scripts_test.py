@@ -56,6 +56,8 @@ def test_benchmark_quick(tmp_path):
   assert any(n.startswith('frugal svd') for n in names)
   assert 'optax.adam' in names and any('galore' in n for n in names)
   assert len(result['cbo']) == 2
-  for group in ('halpern_vr', 'exact_al', 'matrix_sensing', 'subgm'):
+  groups = ('halpern_vr', 'exact_al', 'matrix_sensing', 'subgm', 'ntk')
+  groups += ('martingale_pe', 'monge_gap')
+  for group in groups:
     assert result[group], group
     assert all(r['name'] for r in result[group])

@@ -1,0 +1,1 @@
+"""Neural tangent kernels: empirical, analytic (infinite width), dynamics."""

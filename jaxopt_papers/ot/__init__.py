@@ -1,0 +1,1 @@
+"""Optimal transport: maps, regularizers and estimators, one file per paper."""

@@ -1,0 +1,1 @@
+"""Reinforcement learning in continuous time: policy evaluation, TD."""
