@@ -37,3 +37,20 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     for o in c.get('outputs', [])
   )
   assert 'yes' in text and 'NO' not in text, 'a claim failed in the notebook'
+
+
+def test_notebooks_match_their_generator():
+  """colabs/*.ipynb hold exactly the cells scripts/make_colabs.py writes."""
+  import importlib.util
+
+  root = pathlib.Path(__file__).parents[1]
+  spec = importlib.util.spec_from_file_location(
+    'make_colabs', root / 'scripts' / 'make_colabs.py'
+  )
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)  # registers the notebooks, writes nothing
+  assert set(module.NOTEBOOKS) == {p.name for p in COLABS}
+  for path in COLABS:
+    committed = [c.source for c in nbformat.read(path, as_version=4).cells]
+    generated = [c.source for c in module.NOTEBOOKS[path.name].cells]
+    assert committed == generated, f'{path.name}: run scripts/make_colabs.py'
