@@ -346,7 +346,7 @@ plt.xlabel('step'); plt.ylabel('Monge gap'); plt.legend(); plt.show()""",
   ),
 ]
 cells = [
-  "md:# Function-space methods: NTK (22), martingale policy evaluation (23), Convergent Graph Solvers (24), the Monge gap (25)\n\nThese papers reason about functions rather than parameters: a kernel that describes training, a value function that must satisfy a martingale condition, a fixed point a graph network must reach, a regularizer that makes a map optimal. Each has an exact answer to check against. Each section shows the method next to its baseline, then runs the paper's claim at CPU scale through the experiment driver (the `quick` preset). This notebook uses only the public API.",
+  "md:# Function-space methods: NTK (22), martingale policy evaluation (23), the Monge gap (25)\n\nThese papers reason about functions rather than parameters: a kernel that describes training, a value function that must satisfy a martingale condition, a regularizer that makes a map optimal. Each has an exact answer to check against. Each section shows the method next to its baseline, then runs the paper's claim at CPU scale through the experiment driver (the `quick` preset). This notebook uses only the public API.",
   INSTALL,
   PLOT,
 ]
