@@ -1,0 +1,1 @@
+"""Multi-worker algorithms: what crosses the wire between workers."""
