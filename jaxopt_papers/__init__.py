@@ -1,10 +1,11 @@
 """jaxopt_papers: optimization papers as optax transforms and scan solvers.
 
-Public namespaces (imported on first access): :mod:`core`, :mod:`optim`,
-:mod:`solvers`, :mod:`models`, :mod:`data`, :mod:`configs`,
-:mod:`experiments`, :mod:`papers` (the registry), :mod:`experiment` (the
-driver) and :mod:`reproduce` (the main job). Import a paper directly, e.g.
-``from jaxopt_papers.optim import frugal``.
+Public namespaces (imported on first access): the paper families
+:mod:`optim`, :mod:`solvers`, :mod:`ntk`, :mod:`ot`, :mod:`rl`, :mod:`graph`
+and :mod:`distributed`; :mod:`core`, :mod:`models`, :mod:`data`,
+:mod:`configs`, :mod:`experiments`, :mod:`papers` (the registry),
+:mod:`experiment` (the driver) and :mod:`reproduce` (the main job). Import a
+paper directly, e.g. ``from jaxopt_papers.optim import frugal``.
 """
 
 import importlib
@@ -15,12 +16,17 @@ _NAMESPACES = (
   'configs',
   'core',
   'data',
+  'distributed',
   'experiment',
   'experiments',
+  'graph',
   'models',
+  'ntk',
   'optim',
+  'ot',
   'papers',
   'reproduce',
+  'rl',
   'solvers',
 )
 __all__ = ['__version__', *_NAMESPACES]

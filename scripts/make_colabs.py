@@ -345,8 +345,43 @@ plt.xlabel('step'); plt.ylabel('Monge gap'); plt.legend(); plt.show()""",
     'Source $N(0, I_2)$, target $N(m, \\Sigma)$, affine map from the rotated push-forward, 3 seeds: with the Monge gap ($\\lambda = 1$) the map ends within 0.05 relative error of the closed-form OT map, without it ($\\lambda = 0$) it stays above 1.0; the true OT map’s gap sits in $[\\varepsilon\\log n, 1.3\\,\\varepsilon\\log n]$ while the rotated map’s is large.',
   ),
 ]
+SECTIONS['cgs'] = [
+  'md:## Convergent Graph Solvers (paper 24)\n\nA CGS encodes a graph with a message-passing GNN into, per head $k$, a node vector $b_k$ and edge weights that define a *contracting* linear map $T_k(h) = \\gamma A_k h + b_k$: edge weights are clipped to $[0, 1]$ and divided by the sender\'s out-degree, so every column of $A_k$ sums to at most 1 whatever the parameters. Its fixed point $h^* = (I - \\gamma A_k)^{-1} b_k$ is found by iteration within $\\lceil\\log(\\mathrm{tol})/\\log\\gamma\\rceil + 1$ steps, differentiated implicitly (a `custom_vjp` that solves the adjoint fixed point), and decoded into node predictions. The task is graph value iteration: predict each state\'s optimal value on random MDP graphs. Below: even parameters scaled by 10 converge within the bound, while the unnormalised map diverges; the implicit gradient equals autodiff through a dense solve.',
+  """from jax.flatten_util import ravel_pytree
+from jaxopt_papers.data import gvi
+from jaxopt_papers.graph import cgs
+
+graph, info = jax.jit(lambda k: gvi.generate(k, 8))(jax.random.key(0))
+model = cgs.CGS(num_heads=8, num_hidden_gn=1, node_hidden=32, edge_hidden=32,
+                mlp_hidden=(32,), decoder_hidden=(32, 16))
+variables = model.init(jax.random.key(1), graph)
+bound = cgs.iteration_bound(model.gamma, model.tol)
+big = jax.tree.map(lambda p: 10.0 * p, variables)       # saturate the edge weights
+for name, v in [('init', variables), ('init x 10', big)]:
+  _, fp = model.apply(v, graph, return_info=True)
+  print(f'{name:10s} max iterations {int(fp.num_iters.max())} (bound {bound}), '
+        f'max residual {float(jnp.nanmax(fp.residual)):.1e}')
+for name, m in [('CGS (1/outdeg)', model), ('no normalisation', model.clone(normalization='none'))]:
+  A, b = m.apply(big, graph, method=cgs.CGS.transition)
+  res = jax.vmap(lambda a, bb: cgs.increment_norms(a, bb, model.gamma, 30))(A[0], b[0])
+  plt.semilogy(range(1, 31), res.max(axis=0), label=name)
+plt.axhline(model.tol, ls='--', c='k', label='tol')
+plt.xlabel('iteration'); plt.ylabel('relative residual (worst head)'); plt.legend(); plt.show()
+
+def grad(m):
+  loss = lambda p: cgs.masked_mse(m.apply(p, graph)[..., 0], info.value, graph.node_mask)
+  return ravel_pytree(jax.grad(loss)(variables))[0]
+g_implicit, g_direct = grad(model), grad(model.clone(solver='direct'))
+g_onestep = grad(model.clone(backward='one_step'))
+rel = lambda g: float(jnp.linalg.norm(g - g_direct) / jnp.linalg.norm(g_direct))
+print(f'implicit vs direct-solve gradient: {rel(g_implicit):.1e} (float32); one-step backward: {rel(g_onestep):.1e}')""",
+  *claim(
+    'cgs',
+    'GVI graphs with 20-49 states padded to 50 nodes: random parameters (and the same x10) converge to relative residual 1e-6 within the 21-iteration bound; implicit gradients equal autodiff through a direct solve to 1e-5 in float64; after 300 Adam steps on fresh graphs, the CGS has a lower test MSE than the constant predictor and than a stacked GNN with the same encoder layers and about the same parameter count (about 40 s).',
+  ),
+]
 cells = [
-  "md:# Function-space methods: NTK (22), martingale policy evaluation (23), the Monge gap (25)\n\nThese papers reason about functions rather than parameters: a kernel that describes training, a value function that must satisfy a martingale condition, a regularizer that makes a map optimal. Each has an exact answer to check against. Each section shows the method next to its baseline, then runs the paper's claim at CPU scale through the experiment driver (the `quick` preset). This notebook uses only the public API.",
+  "md:# Function-space methods: NTK (22), martingale policy evaluation (23), Convergent Graph Solvers (24), the Monge gap (25)\n\nThese papers reason about functions rather than parameters: a kernel that describes training, a value function that must satisfy a martingale condition, a fixed point that a GNN must reach, a regularizer that makes a map optimal. Each has an exact answer to check against. Each section shows the method next to its baseline, then runs the paper's claim at CPU scale through the experiment driver (the `quick` preset). This notebook uses only the public API.",
   INSTALL,
   PLOT,
 ]

@@ -57,7 +57,7 @@ def test_benchmark_quick(tmp_path):
   assert 'optax.adam' in names and any('galore' in n for n in names)
   assert len(result['cbo']) == 2
   groups = ('halpern_vr', 'exact_al', 'matrix_sensing', 'subgm', 'ntk')
-  groups += ('martingale_pe', 'monge_gap')
+  groups += ('martingale_pe', 'monge_gap', 'cgs')
   for group in groups:
     assert result[group], group
     assert all(r['name'] for r in result[group])

@@ -1,0 +1,1 @@
+"""Graph solvers: implicit (fixed-point) graph neural networks."""
