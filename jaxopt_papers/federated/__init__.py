@@ -1,0 +1,1 @@
+"""Federated learning on one simulator: clients are an axis."""

@@ -1,0 +1,340 @@
+r"""Federated averaging (FedAvg), the baseline of every federated paper.
+
+McMahan, Moore, Ramage, Hampson, Agüera y Arcas, "Communication-Efficient
+Learning of Deep Networks from Decentralized Data", AISTATS 2017,
+arXiv:1602.05629; with the server optimizer of Reddi et al., "Adaptive
+Federated Optimization", ICLR 2021, arXiv:2003.00295 (FedOpt).
+
+Let :math:`x_t` be the global model, :math:`S_t` the participating clients
+(a mask from the ``participation`` model), :math:`p_i` the clients'
+aggregation weights (``ClientData.weights``) and ``client_tx`` / ``server_tx``
+the client and server optax transforms. Round :math:`t`:
+
+.. math::
+  \begin{align*}
+    y_{i,0} &= x_t, \quad y_{i,k+1} = y_{i,k} + \mathrm{client\_tx}(
+      \nabla F_i(y_{i,k}; \xi_{i,k})), \; k < K && \text{(local SGD)} \\
+    \Delta_i &= y_{i,K} - x_t && \text{(a descent direction)} \\
+    \bar\Delta_t &= \textstyle\sum_{i \in S_t} w_i \Delta_i / D_t
+      && \text{(psum over clients)} \\
+    x_{t+1} &= x_t + \mathrm{server\_tx}(\bar\Delta_t)
+      && \text{(default } \mathrm{optax.scale}(\eta_g))
+  \end{align*}
+
+with :math:`w_i = p_i` (``weighting='data'``) or :math:`1/C`
+(``'uniform'``) and :math:`D_t = \sum_{i\in S_t} w_i` (``normalize=
+'participants'``, McMahan et al.) or :math:`\sum_i w_i`
+(``'all'``, unbiased under sampling; FedAU's ``average_all``).
+
+Sign convention (cards, §0): deltas are descent directions, so the server
+*adds* ``server_tx(mean delta)``; use ``optax.scale(eta_g)``, not
+``optax.sgd(eta_g)`` (which negates). A server optimizer with momentum
+(FedAvgM) is ``optax.chain(optax.trace(0.9), optax.scale(eta_g))``.
+
+Clients are an axis: the per-client round (local training, the client's part
+of the global objective and of the aggregate) is written once and mapped
+with :func:`jaxopt_papers.core.parallel.client_map` (``vmap``, or
+``shard_map`` over ``mesh``'s ``axis_name`` axis); the aggregate is a psum.
+Every client trains every round and non-participants are masked out
+(``jnp.where``), which keeps shapes static (cheap at CPU scale).
+
+.. note:: Choices and deviations.
+
+  * Keys: ``k_round = fold_in(key, t)``; client ``i`` trains with
+    ``fold_in(k_round, i)`` (global index ``i``); participation draws from
+    ``fold_in(k_round, SERVER_ID)``; the participation model's ``init``
+    from ``fold_in(key, SERVER_ID)``. Hence ``vmap`` and ``shard_map`` runs
+    draw the same numbers.
+  * A round with no participant leaves the model AND the server optimizer
+    state unchanged (``jnp.where``), so a momentum server does not drift.
+  * The client optimizer state is re-initialised every round.
+  * Minibatches: each round a client shuffles its ``n_i`` examples once and
+    its ``K`` local steps walk through that permutation in batches of
+    ``min(batch_size, n_i)`` distinct examples, epoch after epoch
+    (:func:`simulator.epoch_batch`); ``batch_size=None`` gives full-batch
+    local gradient descent. The paper's ``E`` local epochs are
+    ``K = E n_i / B`` steps; with unequal ``n_i`` we keep ``K`` the same for
+    every client (static shapes), so small clients make more passes.
+  * The trace's ``loss`` and ``grad_norm`` are of the global objective
+    :math:`f(x_t) = \sum_i p_i F_i(x_t)` over all clients (full batch),
+    evaluated at the round's starting model.
+
+Example:
+  >>> x0, data = example(jax.random.key(0))
+  >>> solver = FedAvg(loss_fn=quadratic_loss, client_tx=optax.sgd(0.1),
+  ...                 num_local_steps=5,
+  ...                 participation=participation.Bernoulli(
+  ...                     num_clients=8, probs=0.5))
+  >>> state, trace = jax.jit(solver.run, static_argnums=3)(
+  ...     x0, jax.random.key(1), data, 50)
+"""
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
+
+from jaxopt_papers.core import checks, parallel
+from jaxopt_papers.core import solver as solver_lib
+from jaxopt_papers.data import federated as federated_data
+from jaxopt_papers.federated import participation as participation_lib
+from jaxopt_papers.federated import simulator
+
+__all__ = ['FedAvg', 'FedAvgState', 'FedAvgTrace', 'example']
+
+_WEIGHTING = ('data', 'uniform')
+_NORMALIZE = ('participants', 'all')
+
+
+class FedAvgState(NamedTuple):
+  """State of :class:`FedAvg` (replicated on every device under a mesh)."""
+
+  round: jax.Array  # shape=(), int32
+  params: optax.Params  # the global model x_t
+  server_state: optax.OptState  # server_tx state
+  participation_state: Any  # the participation model's carry
+  key: jax.Array  # typed key; round t draws from fold_in(key, t)
+
+
+class FedAvgTrace(NamedTuple):
+  """One row per round, describing the model the round starts from.
+
+  ``metrics`` is ``eval_fn(params)`` (``None`` without ``eval_fn``); the
+  communication counts are of the round itself.
+  """
+
+  loss: jax.Array  # f(x_t), global objective over all clients
+  grad_norm: jax.Array  # ||grad f(x_t)||
+  num_participants: jax.Array  # int32 |S_t|
+  bytes_up: jax.Array  # float32 bytes uploaded (|S_t| x model bytes)
+  bytes_down: jax.Array  # float32 bytes downloaded (|S_t| x model bytes)
+  client_loss: jax.Array  # mean over S_t of the local training loss
+  delta_norm: jax.Array  # ||mean delta||
+  nonfinite: jax.Array  # bool: f(x_t) or x_{t+1} is not finite (diverged)
+  metrics: Any
+
+
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FedAvg:
+  r"""FedAvg / FedOpt over rounds, clients as an axis.
+
+  Args:
+    loss_fn: ``(params, examples [B, ...]) -> [B]`` per-example losses.
+    client_tx: Client optimizer, an optax transform (default
+      ``optax.sgd(0.1)``); its state is reset every round.
+    server_tx: Server optimizer applied to the mean delta (default
+      ``optax.scale(1.0)``, i.e. :math:`\eta_g = 1`, plain FedAvg).
+    num_local_steps: Static local steps ``K >= 1`` per round.
+    batch_size: Static minibatch size, or ``None`` for full-batch steps.
+    participation: A model of :mod:`jaxopt_papers.federated.participation`;
+      ``None`` is full participation.
+    weighting: ``'data'`` (:math:`w_i = p_i`) or ``'uniform'``.
+    normalize: ``'participants'`` or ``'all'`` (see the module docstring).
+    grad_fn: Local-gradient hook (:data:`simulator.GradFn`), e.g.
+      :func:`simulator.sam_value_and_grad` (FedSAM); ``None`` is plain.
+    eval_fn: Optional ``params -> pytree of scalars`` (e.g. test accuracy)
+      recorded in ``FedAvgTrace.metrics`` every round.
+    mesh: ``None`` (``vmap``) or a mesh with an ``axis_name`` axis whose
+      size divides the number of clients (``shard_map``).
+    axis_name: Name of the clients axis.
+
+  Returns:
+    ``init(params, key)``, ``step(state, data)`` and ``run(params, key,
+    data, num_rounds)`` -> ``(FedAvgState, FedAvgTrace)`` with ``data`` a
+    :class:`simulator.ClientData` and trace fields of shape ``[num_rounds]``.
+
+  References:
+    McMahan et al., `Communication-Efficient Learning of Deep Networks from
+    Decentralized Data <https://arxiv.org/abs/1602.05629>`_, AISTATS 2017.
+    Reddi et al., `Adaptive Federated Optimization
+    <https://arxiv.org/abs/2003.00295>`_, ICLR 2021.
+  """
+
+  loss_fn: simulator.LossFn
+  client_tx: optax.GradientTransformation = optax.sgd(0.1)
+  server_tx: optax.GradientTransformation = optax.scale(1.0)
+  num_local_steps: int = 1
+  batch_size: int | None = None
+  participation: participation_lib.ParticipationModel | None = None
+  weighting: str = 'data'
+  normalize: str = 'participants'
+  grad_fn: simulator.GradFn | None = None
+  eval_fn: Any = None
+  mesh: Mesh | None = None
+  axis_name: str = 'clients'
+
+  def __post_init__(self):
+    # Validates loss_fn, client_tx, num_local_steps, batch_size, grad_fn.
+    self.trainer  # noqa: B018
+    if not isinstance(self.server_tx, optax.GradientTransformation):
+      raise ValueError(
+        '`server_tx` must be an optax.GradientTransformation, got '
+        f'{self.server_tx!r}'
+      )
+    if self.participation is not None and not isinstance(
+      self.participation, participation_lib.ParticipationModel
+    ):
+      raise ValueError(
+        '`participation` must be None or a participation model, got '
+        f'{self.participation!r}'
+      )
+    checks.check_in('weighting', self.weighting, _WEIGHTING)
+    checks.check_in('normalize', self.normalize, _NORMALIZE)
+    if self.eval_fn is not None and not callable(self.eval_fn):
+      raise ValueError(f'`eval_fn` must be callable, got {self.eval_fn!r}')
+    checks.check_mesh(self.mesh, self.axis_name)
+
+  @property
+  def trainer(self) -> simulator.LocalTrainer:
+    return simulator.LocalTrainer(
+      loss_fn=self.loss_fn,
+      client_tx=self.client_tx,
+      num_local_steps=self.num_local_steps,
+      batch_size=self.batch_size,
+      grad_fn=self.grad_fn,
+    )
+
+  def _participation(self, num_clients: int):
+    if self.participation is None:
+      return participation_lib.Full(num_clients=num_clients)
+    if self.participation.num_clients != num_clients:
+      raise ValueError(
+        f'`participation` is for {self.participation.num_clients} clients, '
+        f'the data has {num_clients}'
+      )
+    return self.participation
+
+  def init(self, params: optax.Params, key: jax.Array) -> FedAvgState:
+    """The state at ``params`` (participation state from ``key``)."""
+    num_clients = (
+      None if self.participation is None else self.participation.num_clients
+    )
+    part_state = (
+      None
+      if num_clients is None
+      else self.participation.init(jax.random.fold_in(key, simulator.SERVER_ID))
+    )
+    state = FedAvgState(
+      round=jnp.zeros([], jnp.int32),
+      params=params,
+      server_state=self.server_tx.init(params),
+      participation_state=part_state,
+      key=key,
+    )
+    if self.mesh is not None:
+      state = parallel.place(state, self.mesh, P())
+    return state
+
+  def _client_round(self, params, examples, count, weight, active, k_round):
+    """One client's round; returns the server-side aggregates (psums)."""
+    axis = self.axis_name
+    loss, grad = simulator.global_objective(
+      self.loss_fn, params, examples, count, weight, axis
+    )
+    cid = parallel.axis_index(axis)
+    new, stats = self.trainer(
+      params, examples, count, simulator.client_key(k_round, cid)
+    )
+    delta = jax.tree.map(jnp.subtract, new, params)
+    w = weight if self.weighting == 'data' else jnp.ones_like(weight)
+    normalizer = None
+    if self.normalize == 'all':
+      normalizer = parallel.psum(w, axis)
+    mean_delta, _ = simulator.masked_weighted_mean(
+      delta, w, active, axis, normalizer=normalizer
+    )
+    one = jnp.ones([], stats.loss.dtype)
+    client_loss, _ = simulator.masked_weighted_sum(
+      stats.loss, one, active, axis
+    )
+    return mean_delta, loss, grad, client_loss
+
+  def step(
+    self, state: FedAvgState, data: simulator.ClientData
+  ) -> tuple[FedAvgState, FedAvgTrace]:
+    """One round; the trace row describes ``state.params`` (the start)."""
+    part = self._participation(data.num_clients)
+    k_round = simulator.round_key(state.key, state.round)
+    mask, part_state = part.sample(
+      state.participation_state, simulator.server_key(k_round), state.round
+    )
+    mapped = parallel.client_map(
+      self._client_round,
+      self.mesh,
+      self.axis_name,
+      in_axes=(None, 0, 0, 0, 0, None),
+      out_axes=None,
+    )
+    num = jnp.sum(mask.astype(jnp.int32))
+    mean_delta, loss, grad, client_sum = mapped(
+      state.params, data.examples, data.counts, data.weights, mask, k_round
+    )
+    updates, server_state = self.server_tx.update(
+      mean_delta, state.server_state, state.params
+    )
+    params = optax.apply_updates(state.params, updates)
+    idle = num == 0  # no participant: model and server state unchanged
+    params, server_state = solver_lib.freeze(
+      idle, (state.params, state.server_state), (params, server_state)
+    )
+    model_bytes = simulator.tree_bytes(state.params)
+    up, down = simulator.communication_bytes(num, model_bytes, model_bytes)
+    finite = jnp.isfinite(loss) & jnp.all(
+      jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)])
+    )
+    row = FedAvgTrace(
+      loss=loss,
+      grad_norm=optax.tree.norm(grad),
+      num_participants=num,
+      bytes_up=up,
+      bytes_down=down,
+      client_loss=client_sum / jnp.maximum(num, 1).astype(client_sum.dtype),
+      delta_norm=optax.tree.norm(mean_delta),
+      nonfinite=~finite,
+      metrics=None if self.eval_fn is None else self.eval_fn(state.params),
+    )
+    new_state = FedAvgState(
+      round=state.round + 1,
+      params=params,
+      server_state=server_state,
+      participation_state=part_state,
+      key=state.key,
+    )
+    return new_state, row
+
+  def run(
+    self,
+    params: optax.Params,
+    key: jax.Array,
+    data: simulator.ClientData,
+    num_steps: int,
+  ) -> tuple[FedAvgState, FedAvgTrace]:
+    """Runs ``num_steps`` rounds from ``params`` in one ``lax.scan``."""
+    return solver_lib.run_scan(
+      self.step, self.init(params, key), data, num_steps=num_steps
+    )
+
+  def evaluate(
+    self, params: optax.Params, data: simulator.ClientData
+  ) -> jax.Array:
+    """The global objective ``f(params)`` on ``data``."""
+    fn = lambda p, ex, n, w: simulator.global_objective(
+      self.loss_fn, p, ex, n, w, self.axis_name
+    )[0]
+    return parallel.client_map(
+      fn, self.mesh, self.axis_name, in_axes=(None, 0, 0, 0), out_axes=None
+    )(params, data.examples, data.counts, data.weights)
+
+
+def example(key: jax.Array) -> tuple[jax.Array, simulator.ClientData]:
+  """A small problem: 8 heterogeneous quadratic clients in 4 dimensions.
+
+  Returns ``(x0, data)`` for ``FedAvg(loss_fn=federated_data.quadratic_loss)``.
+  """
+  problem = federated_data.quadratic_clients(key, num_clients=8, dim=4)
+  return jnp.zeros([4]), problem.data
