@@ -26,12 +26,16 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
 
+# 4 simulated CPU devices: the distributed papers run their workers on them.
+CPU_DEVICES ?= 4
+
 reproduce: $(STAMP)
-	$(BIN)/python -m jaxopt_papers.reproduce --paper=all --preset=quick \
+	XLA_FLAGS=--xla_force_host_platform_device_count=$(CPU_DEVICES) \
+	  $(BIN)/python -m jaxopt_papers.reproduce --paper=all --preset=quick \
 	  --workdir=workdir/reproduce-$$(date +%Y%m%d-%H%M%S)
 
 benchmark: $(STAMP)
-	$(BIN)/python scripts/benchmark.py
+	$(BIN)/python scripts/benchmark.py --num_cpu_devices=$(CPU_DEVICES)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

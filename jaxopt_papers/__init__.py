@@ -1,11 +1,12 @@
 """jaxopt_papers: optimization papers as optax transforms and scan solvers.
 
 Public namespaces (imported on first access): the paper families
-:mod:`optim`, :mod:`solvers`, :mod:`ntk`, :mod:`ot`, :mod:`rl`, :mod:`graph`
-and :mod:`distributed`; :mod:`core`, :mod:`models`, :mod:`data`,
-:mod:`configs`, :mod:`experiments`, :mod:`papers` (the registry),
-:mod:`experiment` (the driver) and :mod:`reproduce` (the main job). Import a
-paper directly, e.g. ``from jaxopt_papers.optim import frugal``.
+:mod:`optim`, :mod:`solvers`, :mod:`ntk`, :mod:`ot`, :mod:`rl`, :mod:`graph`,
+:mod:`distributed` and :mod:`federated`; :mod:`core`, :mod:`models`,
+:mod:`data`, :mod:`configs`, :mod:`experiments`, :mod:`papers` (the
+registry), :mod:`experiment` (the driver) and :mod:`reproduce` (the main
+job). Import a paper directly, e.g. ``from jaxopt_papers.optim import
+frugal``.
 """
 
 import importlib
@@ -19,6 +20,7 @@ _NAMESPACES = (
   'distributed',
   'experiment',
   'experiments',
+  'federated',
   'graph',
   'models',
   'ntk',

@@ -346,7 +346,7 @@ plt.xlabel('step'); plt.ylabel('Monge gap'); plt.legend(); plt.show()""",
   ),
 ]
 SECTIONS['cgs'] = [
-  'md:## Convergent Graph Solvers (paper 24)\n\nA CGS encodes a graph with a message-passing GNN into, per head $k$, a node vector $b_k$ and edge weights that define a *contracting* linear map $T_k(h) = \\gamma A_k h + b_k$: edge weights are clipped to $[0, 1]$ and divided by the sender\'s out-degree, so every column of $A_k$ sums to at most 1 whatever the parameters. Its fixed point $h^* = (I - \\gamma A_k)^{-1} b_k$ is found by iteration within $\\lceil\\log(\\mathrm{tol})/\\log\\gamma\\rceil + 1$ steps, differentiated implicitly (a `custom_vjp` that solves the adjoint fixed point), and decoded into node predictions. The task is graph value iteration: predict each state\'s optimal value on random MDP graphs. Below: even parameters scaled by 10 converge within the bound, while the unnormalised map diverges; the implicit gradient equals autodiff through a dense solve.',
+  "md:## Convergent Graph Solvers (paper 24)\n\nA CGS encodes a graph with a message-passing GNN into, per head $k$, a node vector $b_k$ and edge weights that define a *contracting* linear map $T_k(h) = \\gamma A_k h + b_k$: edge weights are clipped to $[0, 1]$ and divided by the sender's out-degree, so every column of $A_k$ sums to at most 1 whatever the parameters. Its fixed point $h^* = (I - \\gamma A_k)^{-1} b_k$ is found by iteration within $\\lceil\\log(\\mathrm{tol})/\\log\\gamma\\rceil + 1$ steps, differentiated implicitly (a `custom_vjp` that solves the adjoint fixed point), and decoded into node predictions. The task is graph value iteration: predict each state's optimal value on random MDP graphs. Below: even parameters scaled by 10 converge within the bound, while the unnormalised map diverges; the implicit gradient equals autodiff through a dense solve.",
   """from jax.flatten_util import ravel_pytree
 from jaxopt_papers.data import gvi
 from jaxopt_papers.graph import cgs
@@ -388,6 +388,86 @@ cells = [
 for p in ['ntk', 'martingale_pe', 'cgs', 'monge_gap']:
   cells += SECTIONS.get(p, [])
 nb(cells, 'function_space.ipynb')
+
+
+DISTRIBUTED = [
+  "md:# Communication-efficient distributed optimization: 1-bit Adam (5), EControl (6), self-repellent random walks (15)\n\nThese papers are about what crosses the wire between workers. Workers are a named axis: the cells below map them with `jax.vmap(..., axis_name=...)` on one device; the same code runs under `jax.shard_map` over a device mesh (the tests check that 1 and 4 devices agree). Each section shows the method next to its baseline, with the bytes it sends, then runs the paper's claim at CPU scale through the experiment driver (the `quick` preset). This notebook uses only the public API.",
+  INSTALL,
+  PLOT,
+  "md:## 1-bit Adam (paper 5)\n\nAfter a full-precision Adam warm-up (`freeze_step` steps, gradients averaged with `pmean`), the variance is frozen and only the momentum is communicated, compressed to one sign bit per entry plus one fp32 scale per tensor, with error feedback on the workers and on the servers of a two-stage all-reduce (`all_to_all`, then `all_gather`). DeepSpeed conventions: no bias correction, `eps` outside the square root. Four workers on sklearn's digits; without error feedback the compressed stage diverges.",
+  """from jaxopt_papers.data import digits
+from jaxopt_papers.distributed import onebit_adam as ob
+from jaxopt_papers.models import mlp
+
+data = digits.load_digits(jax.random.key(0))
+xs, ys = digits.split_shards((data.x_train, data.y_train), 4)   # 4 workers
+model = mlp.MLP(features=(64, 10))
+loss = mlp.classification_loss(model.apply)
+p0 = model.init(jax.random.key(1), xs[0, :1])
+
+def train(tx, steps=300):
+  def worker(x, y):                       # one worker's code: local gradient, tx averages
+    def body(carry, t):
+      p, s = carry
+      i = jax.random.randint(jax.random.fold_in(jax.random.key(2), t), (32,), 0, x.shape[0])
+      l, g = jax.value_and_grad(loss)(p, (x[i], y[i]))
+      u, s = tx.update(g, s, p)
+      return (optax.apply_updates(p, u), s), jax.lax.pmean(l, 'data')
+    return jax.lax.scan(body, (p0, tx.init(p0)), jnp.arange(steps))[1]
+  return jax.jit(jax.vmap(worker, axis_name='data'))(xs, ys)[0]   # or shard_map over 4 devices
+
+runs = {'Adam (never frozen)': dict(freeze_step=10**9),
+        '1-bit Adam': dict(freeze_step=60),
+        '1-bit, no error feedback': dict(freeze_step=60, error_feedback=False)}
+for name, kw in runs.items():
+  losses = train(ob.onebit_adam(1e-3, axis_name='data', **kw))
+  plt.semilogy(losses, label=name)
+plt.axvline(60, ls='--', c='k'); plt.xlabel('step'); plt.ylabel('training loss'); plt.legend(); plt.show()
+print(ob.bytes_per_step(p0, 4, stage='compressed'), 'vs', ob.bytes_per_step(p0, 4, stage='warmup'),
+      'bytes per worker per step (compressed stage vs fp32 warm-up)')""",
+  *claim(
+    'onebit_adam',
+    "Digits MLP 64-256-10 on 4 workers, 3 seeds: the warm-up equals Adam on averaged gradients (bit for bit on 4 devices; up to float32 rounding under vmap), the compressed stage sends at most 1/25 of fp32 Adam's bytes (counted from the arrays handed to the collectives), the held-out loss is within 1.05x of Adam, and the variant without error feedback is far worse.",
+  ),
+  "md:## EControl (paper 6)\n\nEach worker sends one compressed message $\\Delta_i = C(\\eta e_i + g_i - h_i)$ that updates both its error $e_i$ and its gradient estimator $h_i$; $\\eta$ sets the strength of the error feedback ($\\eta = 0$ is EF21; EF14 is classic error feedback). The update rule follows the card's reconstruction of the paper (Algorithm 1 was not retrievable). Heterogeneous least squares on 8 workers, top-2 of 20 coordinates, stochastic gradients with a small step: EControl beats EF21-SGD; EF14 is as good here, and the library does not claim otherwise.",
+  """from jaxopt_papers.core import compress
+from jaxopt_papers.data import quadratics
+from jaxopt_papers.distributed import econtrol
+
+problem = quadratics.heterogeneous_least_squares(jax.random.key(0), 8, 20, 30)
+L = float(quadratics.smoothness(problem)[0])
+x0, key = jnp.zeros(20), jax.random.key(1)
+for method in ('econtrol', 'ef21', 'ef14'):          # ef21 with sigma > 0 is EF21-SGD
+  solver = econtrol.EControl(num_workers=8, method=method, eta=0.1,
+                             step_size=0.0125 / L, sigma=5.0,
+                             compressor=compress.top_k(2))
+  _, trace = jax.jit(solver.run, static_argnums=3)(x0, key, problem, 8000)
+  plt.semilogy(trace.error, label=f'{method} ({trace.bits[-1] / 8:.2f} B/step per worker)')
+plt.xlabel('step'); plt.ylabel('||x - x*||^2'); plt.legend(); plt.show()""",
+  *claim(
+    'econtrol',
+    'n = 8 heterogeneous least-squares workers, d = 20, top-k, 3 seeds (float64): without noise naive top-k stalls while EF21 and EControl converge; with noise at a small step EControl($\\eta$ = 0.1) ends below EF21-SGD / 3; $\\eta$ = 1 diverges where 0.1 converges.',
+  ),
+  "md:## Self-repellent random walks (paper 15)\n\nA token walks over a graph of agents; the agent holding it updates the shared iterate with its own gradient. The self-repellent walk reweights the base Metropolis-Hastings chain by $(x_j/\\mu_j)^{-\\alpha}$, where $x$ is the running visit frequency, so it avoids over-visited nodes and the stochastic approximation's error falls with $\\alpha$ ($\\alpha = 0$ is the base walk). The sampler (`srrw_step`, `srrw_walk`) is usable on its own, e.g. for MCMC.",
+  """from jaxopt_papers.data import graphs
+from jaxopt_papers.distributed import srrw
+
+adj = graphs.ring_lattice_with_chords(jax.random.key(0), 50, 2, 30)   # the card's graph
+c = 3.0 * jax.random.normal(jax.random.key(1), (50, 3))               # F_i = ||theta - c_i||^2 / 2
+problem = srrw.make_problem(adj, c)                                     # MHRW base chain, uniform mu
+theta0 = jnp.zeros((100, 3))                                            # 100 independent tokens
+for alpha in (0.0, 1.0, 5.0):                                           # alpha = 0: SA-MHRW
+  solver = srrw.SASRRW(num_nodes=50, alpha=alpha, a=0.6, b=0.8)
+  _, trace = jax.jit(solver.run, static_argnums=3)(theta0, jax.random.key(2), problem, 20_000)
+  print(f'alpha={alpha:g}: MSE {trace.mse[-1]:.2e}, ||x - mu||_1 {trace.freq_error[-1]:.3f}')
+  plt.loglog(trace.mse, label=f'alpha={alpha:g}')
+plt.xlabel('step'); plt.ylabel('MSE over runs'); plt.legend(); plt.show()""",
+  *claim(
+    'sa_srrw',
+    "The card's 50-node graph, 100 independent runs over 5e4 steps: the MSE falls monotonically over $\\alpha \\in \\{0, 1, 5\\}$, $\\alpha = 5$ is at least 10x below the base walk, the gain is larger in the two-timescale regime $b > a$ than for $a > b$, and the visit frequencies are closer to $\\mu$.",
+  ),
+]
+nb(DISTRIBUTED, 'distributed.ipynb')
 
 
 def write_and_execute(name, execute):

@@ -13,7 +13,12 @@ COLABS = sorted((pathlib.Path(__file__).parents[1] / 'colabs').glob('*.ipynb'))
 
 def test_there_are_notebooks():
   names = {p.name for p in COLABS}
-  assert {'optim.ipynb', 'solvers.ipynb', 'function_space.ipynb'} <= names
+  assert {
+    'optim.ipynb',
+    'solvers.ipynb',
+    'function_space.ipynb',
+    'distributed.ipynb',
+  } <= names
 
 
 @pytest.mark.parametrize('path', COLABS, ids=lambda p: p.name)

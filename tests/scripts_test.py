@@ -49,7 +49,15 @@ def test_reproduce_script_with_config_overrides(tmp_path):
 
 def test_benchmark_quick(tmp_path):
   out_file = tmp_path / 'bench.json'
-  out = _run(['scripts/benchmark.py', '--quick', f'--out={out_file}'], tmp_path)
+  out = _run(
+    [
+      'scripts/benchmark.py',
+      '--quick',
+      '--num_cpu_devices=4',
+      f'--out={out_file}',
+    ],
+    tmp_path,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out_file.read_text())
   names = [r['name'] for r in result['optimizers']]
@@ -57,7 +65,9 @@ def test_benchmark_quick(tmp_path):
   assert 'optax.adam' in names and any('galore' in n for n in names)
   assert len(result['cbo']) == 2
   groups = ('halpern_vr', 'exact_al', 'matrix_sensing', 'subgm', 'ntk')
-  groups += ('martingale_pe', 'monge_gap', 'cgs')
+  groups += ('martingale_pe', 'monge_gap', 'cgs', 'onebit_adam', 'econtrol')
+  groups += ('sa_srrw', 'fedavg')
   for group in groups:
     assert result[group], group
     assert all(r['name'] for r in result[group])
+  assert len(result['onebit_adam']) == 2  # ran on 4 simulated devices

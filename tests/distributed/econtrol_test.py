@@ -1,0 +1,269 @@
+"""Tests for EControl and its baselines (Gao, Islamov, Stich, ICLR 2024)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxopt_papers.core import compress, parallel
+from jaxopt_papers.data import quadratics
+from jaxopt_papers.distributed import econtrol as ec
+
+N, D, M = 4, 6, 8
+
+
+def _problem(key=0, dtype=jnp.float64):
+  return quadratics.heterogeneous_least_squares(
+    jax.random.key(key), N, D, M, dtype=dtype
+  )
+
+
+def _np_top_k(v, k):
+  """Top-k, ties to the lowest index (as jax.lax.top_k)."""
+  idx = np.argsort(-np.abs(v), kind='stable')[:k]
+  out = np.zeros_like(v)
+  out[idx] = v[idx]
+  return out
+
+
+def _np_noise(key, step, worker):
+  k = jax.random.fold_in(jax.random.fold_in(key, step), worker)
+  return np.asarray(
+    jax.random.normal(jax.random.fold_in(k, 0), (D,), jnp.float64)
+  )
+
+
+def _np_run(method, p, key, steps, *, eta, gamma, sigma, k, force_h0=False):
+  """Float64 transcription of the card's pseudo-code (and the baselines).
+
+  ``force_h0``: EControl with ``h_i`` pinned at 0 and no ``h0`` round (the
+  card's reduction to EF14).
+  """
+  a, b, xs = (np.asarray(v) for v in (p.a, p.b, p.x_star))
+  comp = (lambda v: v) if k is None else (lambda v: _np_top_k(v, k))
+  x = np.zeros(D)
+  e = np.zeros((N, D))
+  hl = np.zeros((N, D))
+  h = np.zeros(D)
+  rows, xs_out = [], [x.copy()]
+  for t in range(steps):
+    grads = np.stack([a[i].T @ (a[i] @ x - b[i]) / M for i in range(N)])
+    g = grads + sigma * np.stack([_np_noise(key, t, i) for i in range(N)])
+    rows.append(np.sum((x - xs) ** 2))
+    if method in ('econtrol', 'ef21') and not force_h0:
+      if t == 0:  # the uncompressed round h_i^0 = g_i(x_0)
+        hl = g.copy()
+        h = hl.mean(0)
+      et = eta if method == 'econtrol' else 0.0
+      delta = np.stack([comp(et * e[i] + g[i] - hl[i]) for i in range(N)])
+      if method == 'econtrol':
+        e = e + g - hl - delta
+      hl = hl + delta
+      x = x - gamma * (h + delta.mean(0))
+      h = h + delta.mean(0)
+    elif method == 'econtrol':  # h = 0 throughout
+      delta = np.stack([comp(eta * e[i] + g[i]) for i in range(N)])
+      e = e + g - delta
+      x = x - gamma * delta.mean(0)
+    elif method == 'ef14':
+      delta = np.stack([comp(e[i] + g[i]) for i in range(N)])
+      e = e + g - delta
+      x = x - gamma * delta.mean(0)
+    elif method == 'naive':
+      x = x - gamma * np.mean([comp(g[i]) for i in range(N)], 0)
+    else:
+      x = x - gamma * g.mean(0)
+    xs_out.append(x.copy())
+  return np.array(xs_out), np.array(rows), e, hl, h
+
+
+def _jax_xs(solver, p, key, steps):
+  """Iterates x_0..x_steps and the trace of ``solver``."""
+
+  def body(state, _):
+    new, row = solver.step(state, p)
+    return new, (new.x, row)
+
+  state0 = solver.init(jnp.zeros([D], jnp.float64), key)
+  state, (xs, trace) = jax.jit(
+    lambda s: jax.lax.scan(body, s, None, length=steps)
+  )(state0)
+  return np.concatenate([np.zeros((1, D)), np.asarray(xs)]), trace, state
+
+
+@pytest.mark.parametrize('method', ec.METHODS)
+def test_reference_numpy_float64(method):
+  kw = dict(eta=0.3, gamma=0.2, sigma=0.5, k=2)
+  with jax.enable_x64(True):
+    p, key = _problem(), jax.random.key(5)
+    solver = ec.EControl(
+      num_workers=N,
+      method=method,
+      eta=kw['eta'],
+      step_size=kw['gamma'],
+      sigma=kw['sigma'],
+      compressor=compress.top_k(2),
+    )
+    xs, trace, state = _jax_xs(solver, p, key, 6)
+    ref_xs, ref_err, e, hl, h = _np_run(method, p, key, 6, **kw)
+  np.testing.assert_allclose(xs, ref_xs, rtol=1e-9, atol=1e-12)
+  np.testing.assert_allclose(trace.error, ref_err, rtol=1e-9)
+  if method in ('econtrol', 'ef14'):
+    np.testing.assert_allclose(state.e, e, rtol=1e-9, atol=1e-12)
+  if method in ('econtrol', 'ef21'):
+    np.testing.assert_allclose(state.h_local, hl, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(state.h, h, rtol=1e-9, atol=1e-12)
+  bits = np.asarray(trace.bits)
+  per_msg = 2 * (32 + 3)  # top-2 of 6 values: 32-bit value + 3-bit index
+  full = 32 * D
+  expected = {
+    'econtrol': [full] + [per_msg] * 5,
+    'ef21': [full] + [per_msg] * 5,
+    'ef14': [per_msg] * 6,
+    'naive': [per_msg] * 6,
+    'uncompressed': [full] * 6,
+  }[method]
+  np.testing.assert_array_equal(bits, expected)
+  assert not np.any(np.asarray(trace.diverged))
+
+
+def test_eta_zero_is_ef21_and_h_zero_eta_one_is_ef14():
+  with jax.enable_x64(True):
+    p, key = _problem(1), jax.random.key(2)
+    common = dict(
+      num_workers=N, step_size=0.25, sigma=0.3, compressor=compress.top_k(1)
+    )
+    xs0, _, _ = _jax_xs(
+      ec.EControl(method='econtrol', eta=0.0, **common), p, key, 30
+    )
+    xs21, _, _ = _jax_xs(ec.EControl(method='ef21', **common), p, key, 30)
+    xs14, _, _ = _jax_xs(ec.EControl(method='ef14', **common), p, key, 30)
+    ref14, *_ = _np_run(
+      'econtrol', p, key, 30, eta=1.0, gamma=0.25, sigma=0.3, k=1,
+      force_h0=True,
+    )  # fmt: skip
+  np.testing.assert_array_equal(xs0, xs21)
+  np.testing.assert_allclose(xs14, ref14, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize('method', ec.METHODS)
+def test_identity_compressor_is_sgd(method):
+  with jax.enable_x64(True):
+    p, key = _problem(2), jax.random.key(3)
+    kw = dict(num_workers=N, step_size=0.3, sigma=0.4, eta=0.5)
+    xs, _, _ = _jax_xs(
+      ec.EControl(method=method, compressor=compress.identity(), **kw),
+      p,
+      key,
+      15,
+    )
+    sgd, *_ = _np_run(
+      'uncompressed', p, key, 15, eta=0.5, gamma=0.3, sigma=0.4, k=None
+    )
+  np.testing.assert_allclose(xs, sgd, rtol=1e-12, atol=1e-13)
+
+
+def test_virtual_iterate_identity_x64():
+  """x~_{t+1} = x~_t - gamma mean_i g_i^t for any compressor (card (c))."""
+  gamma, sigma, steps = 0.2, 0.7, 25
+  with jax.enable_x64(True):
+    p, key = _problem(3), jax.random.key(4)
+    solver = ec.EControl(
+      num_workers=N,
+      eta=0.3,
+      step_size=gamma,
+      sigma=sigma,
+      compressor=compress.top_k(1),
+    )
+    state = solver.init(jnp.zeros([D], jnp.float64), key)
+    step = jax.jit(solver.step)
+    a, b = np.asarray(p.a), np.asarray(p.b)
+    max_dev = 0.0
+    for t in range(steps):
+      x = np.asarray(state.x)
+      g = np.mean(
+        [
+          a[i].T @ (a[i] @ x - b[i]) / M + sigma * _np_noise(key, t, i)
+          for i in range(N)
+        ],
+        axis=0,
+      )
+      before = np.asarray(solver.virtual_iterate(state))
+      state, _ = step(state, p)
+      after = np.asarray(solver.virtual_iterate(state))
+      max_dev = max(max_dev, np.max(np.abs(after - (before - gamma * g))))
+    assert float(np.abs(np.asarray(state.e)).max()) > 1e-3  # e is not trivial
+  assert max_dev < 1e-10, max_dev
+
+
+@pytest.mark.parametrize('method', ['ef14'])
+def test_one_vs_four_devices(method, num_devices):
+  """EControl (the default method) is checked by the contract suite."""
+  p = quadratics.heterogeneous_least_squares(jax.random.key(0), 8, D, M)
+  kw = dict(
+    num_workers=8,
+    method=method,
+    eta=0.2,
+    step_size=0.2,
+    sigma=0.3,
+    compressor=compress.top_k(2),
+  )
+  key, x0 = jax.random.key(1), jnp.zeros([D])
+  ref = ec.EControl(**kw)
+  dev = ec.EControl(**kw, mesh=parallel.make_mesh(num_devices, 'workers'))
+  s1, t1 = jax.jit(lambda: ref.run(x0, key, p, 20))()
+  s4, t4 = jax.jit(lambda: dev.run(x0, key, p, 20))()
+  np.testing.assert_allclose(jax.device_get(t4.error), t1.error, rtol=1e-5)
+  np.testing.assert_allclose(jax.device_get(s4.e), s1.e, rtol=1e-4, atol=1e-5)
+  np.testing.assert_array_equal(jax.device_get(t4.bits), t1.bits)
+  assert len(s4.e.sharding.device_set) == num_devices
+
+
+def test_divergence_is_data():
+  p = _problem(0, jnp.float32)
+  solver = ec.EControl(
+    num_workers=N, eta=1.0, step_size=50.0, compressor=compress.top_k(2)
+  )
+  state, trace = jax.jit(solver.run, static_argnums=3)(
+    jnp.zeros([D]), jax.random.key(0), p, 200
+  )
+  div = np.asarray(trace.diverged)
+  assert div[-1] and not div[0]
+  for leaf in (state.x, state.e, state.h_local, state.h):
+    assert np.all(np.isfinite(np.asarray(leaf)))
+  first = int(np.argmax(div))
+  err = np.asarray(trace.error)
+  np.testing.assert_array_equal(err[first:], err[first])  # frozen
+
+
+@pytest.mark.parametrize(
+  'overrides, name',
+  [
+    ({'eta': 1.5}, 'eta'),
+    ({'eta': -0.1}, 'eta'),
+    ({'step_size': 0.0}, 'step_size'),
+    ({'step_size': -1.0}, 'step_size'),
+    ({'method': 'ef22'}, 'method'),
+    ({'sigma': -1.0}, 'sigma'),
+    ({'sigma': float('inf')}, 'sigma'),
+    ({'num_workers': 0}, 'num_workers'),
+    ({'compressor': 'top_k'}, 'compressor'),
+    ({'axis_name': ''}, 'axis_name'),
+  ],
+)
+def test_bad_arguments_raise(overrides, name):
+  kw = {'num_workers': N, **overrides}
+  with pytest.raises(ValueError, match=f'`{name}`'):
+    ec.EControl(**kw)
+
+
+def test_mesh_and_problem_shape_errors(num_devices):
+  mesh = parallel.make_mesh(num_devices, 'workers')
+  with pytest.raises(ValueError, match='`num_workers`'):
+    ec.EControl(num_workers=6, mesh=mesh)
+  solver = ec.EControl(num_workers=N + 1)
+  state = solver.init(jnp.zeros([D]), jax.random.key(0))
+  with pytest.raises(ValueError, match='`num_workers`'):
+    solver.step(state, _problem(0, jnp.float32))
+  with pytest.raises(ValueError, match='`x0`'):
+    solver.init(jnp.zeros([2, D]), jax.random.key(0))
