@@ -516,6 +516,44 @@ PAPERS: tuple[PaperSpec, ...] = (
     example='jaxopt_papers.distributed.econtrol:example',
     device_axis='workers',
   ),
+  PaperSpec(
+    id='fedspeed',
+    number=18,
+    title=(
+      'FedSpeed: Larger Local Interval, Less Communication Round, and Higher '
+      'Generalization Accuracy'
+    ),
+    citation='Sun, Shen, Huang, Ding, Tao, ICLR 2023',
+    arxiv='2302.10429',
+    family='federated',
+    kind='solver',
+    target='jaxopt_papers.federated.fedspeed:FedSpeed',
+    config='jaxopt_papers.configs.fedspeed',
+    experiment='jaxopt_papers.experiments.fedspeed',
+    claim=(
+      'heterogeneous quadratics, K=50: full participation ||x-x*|| <= 0.01 '
+      'where FedAvg stays >= 0.5; 20% participation <= 1/4 of FedAvg '
+      '(3 seeds); rho=0 is FedDyn exactly'
+    ),
+    test_kwargs={
+      'num_clients': 8,
+      'learning_rate': 0.1,
+      'lamb': 0.1,
+      'rho': 0.05,
+      'num_local_steps': 3,
+    },
+    bad_kwargs=(
+      ({'lamb': 0.0}, 'lamb'),
+      ({'rho': -0.1}, 'rho'),
+      ({'alpha': 2.0}, 'alpha'),
+      ({'ascent': 'sam'}, 'ascent'),
+      ({'average_dual_over': 'none'}, 'average_dual_over'),
+      ({'num_clients': 0}, 'num_clients'),
+    ),
+    example='jaxopt_papers.federated.fedspeed:example',
+    device_axis='clients',
+    stochastic=False,
+  ),
 )
 
 

@@ -18,6 +18,7 @@ def test_there_are_notebooks():
     'solvers.ipynb',
     'function_space.ipynb',
     'distributed.ipynb',
+    'federated.ipynb',
   } <= names
 
 
