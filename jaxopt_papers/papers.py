@@ -517,6 +517,40 @@ PAPERS: tuple[PaperSpec, ...] = (
     device_axis='workers',
   ),
   PaperSpec(
+    id='fedau',
+    number=12,
+    title=(
+      'A Lightweight Method for Tackling Unknown Participation Statistics '
+      'in Federated Averaging'
+    ),
+    citation='Wang, Ji, ICLR 2024',
+    arxiv='2306.03401',
+    family='federated',
+    kind='solver',
+    target='jaxopt_papers.federated.fedau:FedAU',
+    config='jaxopt_papers.configs.fedau',
+    experiment='jaxopt_papers.experiments.fedau',
+    claim=(
+      'participation correlated with client optima (100 clients): FedAvg '
+      'stays at the analytic bias, FedAU >= 10x smaller, close to the '
+      'known-probability oracle; omega_n within 25% of 1/p_n'
+    ),
+    test_kwargs={
+      'num_clients': 8,
+      'num_local_steps': 2,
+      'cutoff': 5,
+    },
+    bad_kwargs=(
+      ({'cutoff': 0}, 'cutoff'),
+      ({'omega': 'oracle'}, 'omega'),
+      ({'weighting': 'all'}, 'weighting'),
+      ({'num_clients': 0}, 'num_clients'),
+    ),
+    example='jaxopt_papers.federated.fedau:example',
+    device_axis='clients',
+    stochastic=False,
+  ),
+  PaperSpec(
     id='fedspeed',
     number=18,
     title=(

@@ -471,6 +471,44 @@ nb(DISTRIBUTED, 'distributed.ipynb')
 
 
 FEDERATED_SECTIONS = {}
+FEDERATED_SECTIONS['fedau'] = [
+  "md:## FedAU (paper 12)\n\nWhen a client's participation rate $p_n$ is correlated with its data, FedAvg's average over the participants minimises $\\sum_n p_n F_n$ instead of $\\frac1N \\sum_n F_n$. FedAU weights each participant's update by $\\omega_n$, the mean length of its past participation intervals (an online estimate of $1/p_n$ from three integer counters per client), and divides by $N$. On card 12's quadratics (rates growing with the clients' optima) FedAvg stays at the biased point while FedAU tracks the oracle that knows $1/p_n$.",
+  """from jaxopt_papers.federated import fedau
+
+n = 100
+problem = fd.quadratic_clients(jax.random.key(0), n, 5, eig_min=1., eig_max=1., center_scale=1., shift=3.)
+probs = tuple(np.clip(0.02 + 0.5 * (np.arange(n) / 99) ** 2, 0.02, 0.6).tolist())   # p_n grows with c_n[0]
+part = pm.Bernoulli(num_clients=n, probs=probs)
+dist = lambda x: jnp.linalg.norm(x - problem.x_star)
+common = dict(client_tx=optax.sgd(0.1), num_local_steps=5, server_tx=optax.scale(0.2), participation=part, eval_fn=dist)
+solvers = {
+  'FedAvg (participants)': fedavg.FedAvg(loss_fn=fd.quadratic_loss, weighting='uniform', **common),
+  'FedAU': fedau.FedAU(num_clients=n, **common),
+  'oracle omega = 1/p': fedau.FedAU(num_clients=n, omega='known_prob', **common),
+}
+states = {}
+for name, solver in solvers.items():
+  states[name], trace = jax.jit(solver.run, static_argnums=3)(jnp.zeros([5]), jax.random.key(1), problem.data, 2000)
+  plt.semilogy(trace.metrics, label=name, alpha=0.8)
+plt.xlabel('round'); plt.ylabel('||x_t - x*||'); plt.legend(); plt.show()
+omega = fedau.aggregation_weights(states['FedAU'].weights)   # online estimates of 1/p_n
+print('omega_n * p_n for clients 30, 60, 99:', [round(float(omega[i] * probs[i]), 2) for i in (30, 60, 99)])""",
+  "md:On digits with a label-correlated participation (the FedAvg section's `rates`), FedAU against FedAvg, by rounds and by bytes communicated (both send one model per participant per round). At this scale the participation bias barely shows in test accuracy: FedAU starts slower (its large weights on rare clients add variance) and matches FedAvg after about 20 rounds; the bias is the quadratic example's point.",
+  """part = pm.Bernoulli(num_clients=32, probs=tuple(rates.tolist()))
+common = dict(loss_fn=fd.classification_loss(model.apply), client_tx=optax.sgd(0.05), num_local_steps=10,
+              batch_size=16, participation=part, eval_fn=acc)
+fig, ax = plt.subplots(1, 2, figsize=(11, 3.5))
+for name, solver in [('FedAvg', fedavg.FedAvg(weighting='uniform', **common)), ('FedAU', fedau.FedAU(num_clients=32, **common))]:
+  _, trace = jax.jit(solver.run, static_argnums=3)(x0, jax.random.key(2), fed.train, 100)
+  mbytes = jnp.cumsum(trace.bytes_up + trace.bytes_down) / 2**20
+  ax[0].plot(trace.metrics, label=name); ax[1].plot(mbytes, trace.metrics, label=name)
+ax[0].set(xlabel='round', ylabel='test accuracy'); ax[1].set(xlabel='MiB communicated', ylabel='test accuracy')
+ax[0].legend(); plt.show()""",
+  *claim(
+    'fedau',
+    '100 quadratic clients whose participation rate grows with their optimum, 3000 rounds, 3 seeds (float64), errors of tail-averaged models: FedAvg stays at the analytic biased value, FedAU is at least 10x closer to the optimum and within 2x of the known-probability oracle, and its weights are within 25% of $1/p_n$.',
+  ),
+]
 FEDERATED_SECTIONS['fedspeed'] = [
   "md:## FedSpeed (paper 18)\n\nFedSpeed corrects client drift with a per-client dual variable (a prox-correction, as FedDyn) and takes a sharpness-aware ascent step in local training. On card 18's heterogeneous quadratics, FedAvg with many local steps stalls far from the optimum (client drift); FedSpeed converges, and with $\\rho = 0$ it is FedDyn exactly. The default local ascent is the official code's normalised SAM step (`ascent='normalized_sam'`); the paper's merged gradient is `ascent='merge'`.",
   """from jaxopt_papers.federated import fedspeed
@@ -498,7 +536,7 @@ ax[0].legend(); plt.show()""",
   ),
 ]
 FEDERATED = [
-  "md:# Federated learning on one simulator: FedAvg, FedSpeed (18)\n\nClients are an axis: their data is stacked with static shapes, local training is a `lax.scan` of an optax client optimizer, participation is a mask drawn from the round's key inside the scan, and the server's aggregate is a psum over the clients axis, so the same code runs under `vmap` on one device and under `shard_map` over a `clients` mesh axis on many. Every algorithm is a solver over rounds. This notebook uses only the public API.",
+  "md:# Federated learning on one simulator: FedAvg, FedAU (12), FedSpeed (18)\n\nClients are an axis: their data is stacked with static shapes, local training is a `lax.scan` of an optax client optimizer, participation is a mask drawn from the round's key inside the scan, and the server's aggregate is a psum over the clients axis, so the same code runs under `vmap` on one device and under `shard_map` over a `clients` mesh axis on many. Every algorithm is a solver over rounds. This notebook uses only the public API.",
   INSTALL,
   PLOT,
   'md:## FedAvg, the baseline\n\nDigits split over 32 clients by a Dirichlet(0.3) label partition; two participation models: each client independently with a probability that depends on its labels, and 4 clients sampled per round. Test accuracy against rounds and against the bytes sent both ways.',
@@ -522,7 +560,7 @@ for name, part in [('Bernoulli, label-correlated', pm.Bernoulli(num_clients=32, 
 ax[0].set(xlabel='round', ylabel='test accuracy'); ax[1].set(xlabel='MiB communicated', ylabel='test accuracy')
 ax[0].legend(); plt.show()""",
 ]
-for p in ['fedau', 'fedspeed']:
+for p in ['fedau', 'fedfix', 'dfedsam', 'fedspeed']:
   FEDERATED += FEDERATED_SECTIONS.get(p, [])
 nb(FEDERATED, 'federated.ipynb')
 
