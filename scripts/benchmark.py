@@ -45,6 +45,9 @@ Rows:
   work with a jitted per-client function.
 * FedAU (paper 12) vs FedAvg: rounds per second and state bytes (three
   int32 counters per client), 64 clients, Bernoulli(0.5) participation.
+* Asynchronous FL (paper 14, AsyncFL: sync / async / FedFix / FedBuff) vs
+  FedAvg: aggregation events per second, simulated wall-clock per second,
+  state bytes (the clients' stale models), 64 clients, F-80 times.
 * FedSpeed (paper 18) vs FedAvg and FedDyn: rounds per second and state
   bytes (the per-client duals), 64 clients on Dirichlet digits.
 
@@ -118,6 +121,11 @@ other jobs loaded both cores, so treat the ratios, not the absolute times)::
   FedAU (same setting, Bernoulli(0.5)): FedAvg 78.0 rounds/s, FedAU
               102.6 (the same work; the difference is noise on the shared
               host); state 9.65 kB vs 10.42 kB (+3 int32 per client)
+  AsyncFL (same setting, F-80 times, events/s): FedAvg 97.3, sync 107.3,
+              async 94.3, FedFix-0.5 89.9, FedBuff-10 91.7 (every event
+              trains all clients and masks: an async event costs a FedAvg
+              round); simulated time per second: sync 107, FedFix-0.5 45,
+              FedBuff-10 8.2, async 1.2; state 627 kB (64 stale models)
   FedSpeed (same setting): FedAvg 96.9 rounds/s, FedDyn 102.1, FedSpeed
               57.7 (two gradients per local step); state 9.7 kB vs 626.6 kB
               (the duals)
@@ -164,7 +172,7 @@ from jaxopt_papers.data import (
 from jaxopt_papers.data import federated as federated_data
 from jaxopt_papers.distributed import econtrol, srrw
 from jaxopt_papers.distributed import onebit_adam as ob
-from jaxopt_papers.federated import fedau, fedavg, fedspeed, simulator
+from jaxopt_papers.federated import async_fl, fedau, fedavg, fedspeed, simulator
 from jaxopt_papers.federated import participation as participation_lib
 from jaxopt_papers.graph import cgs
 from jaxopt_papers.models import mlp
@@ -1088,6 +1096,84 @@ def fedau_rows(args) -> list[dict]:
   return rows
 
 
+def fedfix_rows(args) -> list[dict]:
+  """AsyncFL (sync / async / FedFix / FedBuff) vs FedAvg: events/s, state.
+
+  The setting of ``fedavg_rows``: 64 clients on label-Dirichlet(0.5)
+  digits, MLP 64-32-10, K = 10 local SGD steps of batch 32, F-80 compute
+  times, each method one jitted ``run`` (vmap over clients, ``lax.scan``
+  over aggregation events). Every event trains all 64 clients and masks out
+  the non-deliverers (static shapes), so an async event (1 deliverer) costs
+  about a FedAvg round; the state carries the clients' stale models
+  (``sent``, ``[C, P]``). ``sim_time_per_s`` is simulated wall-clock per
+  second of compute (F-80: sync advances 1 per event, FedFix-0.5 0.5,
+  async ~0.047).
+  """
+  quick = getattr(args, 'quick', False)
+  num_clients, local_steps, batch = 64, 10, 32
+  events = 5 if quick else 50
+  fed = federated_data.dirichlet_digits(jax.random.key(0), num_clients, 0.5)
+  model = mlp.MLP(features=(32, 10))
+  params = model.init(jax.random.key(1), jnp.zeros([1, 64]))
+  loss_fn = federated_data.classification_loss(model.apply)
+  common = dict(
+    loss_fn=loss_fn,
+    client_tx=optax.sgd(0.05),
+    num_local_steps=local_steps,
+    batch_size=batch,
+  )
+  times = async_fl.fx_times(num_clients, 80)
+  solvers = {
+    'FedAvg (full participation)': fedavg.FedAvg(**common),
+    'AsyncFL sync': async_fl.AsyncFL(
+      client_times=times, scheme='sync', **common
+    ),
+    'AsyncFL async (weight, eta_g=0.1)': async_fl.AsyncFL(
+      client_times=times, scheme='async', server_lr=0.1, **common
+    ),
+    'AsyncFL FedFix-0.5 (weight)': async_fl.AsyncFL(
+      client_times=times, scheme='fedfix', delta_t=0.5, **common
+    ),
+    'AsyncFL FedBuff-10 (identical)': async_fl.AsyncFL(
+      client_times=times,
+      scheme='fedbuff',
+      buffer_size=10,
+      weights='identical',
+      **common,
+    ),
+  }
+  if quick:  # smoke run: the baseline and FedFix only
+    solvers = {k: v for k, v in solvers.items() if 'FedFix' in k or 'Avg' in k}
+  key = jax.random.key(2)
+  rows = []
+  for name, solver in solvers.items():
+    run = jax.jit(solver.run, static_argnums=3)
+    _, compile_s = _timed(run, params, key, fed.train, events)
+    (state, trace), run_s = _timed(run, params, key, fed.train, events)
+    row = {
+      'name': name,
+      'events_per_s': events / run_s,
+      'compile_s': compile_s - run_s,
+      'state_kB': experiment.tree_bytes(state) / 1e3,
+    }
+    if hasattr(trace, 'time'):
+      sim = float(state.time)
+      row['sim_time_per_s'] = sim / run_s
+      row['deliveries_per_event'] = float(jnp.mean(trace.num_participants))
+    rows.append(row)
+  base = rows[0]['events_per_s']
+  for r in rows:
+    r['x_fedavg_time'] = base / r['events_per_s']
+    print(
+      f'  {r["name"]:36s} {r["events_per_s"]:8.2f} events/s '
+      f'({r["x_fedavg_time"]:.2f}x FedAvg time)  '
+      f'sim-time/s {r.get("sim_time_per_s", float("nan")):7.3f}  '
+      f'state {r["state_kB"]:.1f} kB',
+      flush=True,
+    )
+  return rows
+
+
 def fedspeed_rows(args) -> list[dict]:
   """FedSpeed vs FedDyn (rho = 0) vs FedAvg: rounds/s, gradients, state.
 
@@ -1217,6 +1303,7 @@ def main():
     'sa_srrw': lambda: sa_srrw_rows(args),
     'fedavg': lambda: fedavg_rows(args),
     'fedau': lambda: fedau_rows(args),
+    'fedfix': lambda: fedfix_rows(args),
     'fedspeed': lambda: fedspeed_rows(args),
   }
   only = [g for g in args.only.split(',') if g] or list(groups)
