@@ -42,7 +42,10 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     if c.cell_type == 'code'
     for o in c.get('outputs', [])
   )
-  assert 'yes' in text and 'NO' not in text, 'a claim failed in the notebook'
+  # The claim cells print scoreboards (tests/experiments/claims_test.py
+  # leaves the claims of those papers to this test): every claim holds.
+  failed = [line for line in text.splitlines() if 'NO' in line]
+  assert 'yes' in text and not failed, 'claims failed:\n' + '\n'.join(failed)
 
 
 def test_notebooks_match_their_generator():
