@@ -551,6 +551,40 @@ PAPERS: tuple[PaperSpec, ...] = (
     stochastic=False,
   ),
   PaperSpec(
+    id='dfedsam',
+    number=17,
+    title=(
+      'Improving the Model Consistency of Decentralized Federated Learning '
+      '(DFedSAM, DFedSAM-MGS)'
+    ),
+    citation='Shi, Shen, Wei, Sun, Yuan, Wang, Tao, ICML 2023',
+    arxiv='2302.04083',
+    family='federated',
+    kind='solver',
+    target='jaxopt_papers.federated.dfedsam:DFedSAM',
+    config='jaxopt_papers.configs.dfedsam',
+    experiment='jaxopt_papers.experiments.dfedsam',
+    claim=(
+      'digits, 16-client ring: consensus distance with Q=4 <= 1/2 of Q=1; '
+      'average models >= 0.85 test accuracy; MGS >= DFedAvg - 0.01'
+    ),
+    test_kwargs={
+      'num_clients': 8,
+      'rho': 0.05,
+      'gossip_steps': 2,
+      'num_local_steps': 2,
+    },
+    bad_kwargs=(
+      ({'rho': -1.0}, 'rho'),
+      ({'gossip_steps': 0}, 'gossip_steps'),
+      ({'mixing': 'star'}, 'mixing'),
+      ({'num_clients': 0}, 'num_clients'),
+    ),
+    example='jaxopt_papers.federated.dfedsam:example',
+    device_axis='clients',
+    stochastic=False,
+  ),
+  PaperSpec(
     id='fedspeed',
     number=18,
     title=(

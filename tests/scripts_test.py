@@ -66,7 +66,7 @@ def test_benchmark_quick(tmp_path):
   assert len(result['cbo']) == 2
   groups = ('halpern_vr', 'exact_al', 'matrix_sensing', 'subgm', 'ntk')
   groups += ('martingale_pe', 'monge_gap', 'cgs', 'onebit_adam', 'econtrol')
-  groups += ('sa_srrw', 'fedavg', 'fedau', 'fedfix', 'fedspeed')
+  groups += ('sa_srrw', 'fedavg', 'fedau', 'fedfix', 'dfedsam', 'fedspeed')
   for group in groups:
     assert result[group], group
     assert all(r['name'] for r in result[group])

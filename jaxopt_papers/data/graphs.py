@@ -3,10 +3,12 @@
 Every builder returns a symmetric ``[N, N]`` ``jax.Array`` of ``0``/``1``
 (``int32``) with a zero diagonal (no self loops). Deterministic graphs
 (:func:`ring`, :func:`ring_lattice`, :func:`grid`, :func:`complete`) take no
-key; random ones (:func:`ring_lattice_with_chords`) are drawn from a JAX key,
-never from NumPy randomness. Random walks and gossip schemes (SA-SRRW,
-decentralised averaging) use them through :func:`neighbour_table`, the padded
-``[N, D]`` table of each node's neighbours.
+key; random ones (:func:`ring_lattice_with_chords`, :func:`random_regular`)
+are drawn from a JAX key, never from NumPy randomness. Random walks (SA-SRRW)
+use them through :func:`neighbour_table`, the padded ``[N, D]`` table of each
+node's neighbours; gossip averaging (DFedSAM) through
+:func:`metropolis_weights`, a symmetric doubly stochastic mixing matrix, and
+:func:`second_eigenvalue` (its mixing rate).
 
 Example:
   >>> adj = ring_lattice_with_chords(jax.random.key(0), 50, 2, 30)
@@ -24,10 +26,13 @@ __all__ = [
   'degree',
   'grid',
   'is_connected',
+  'metropolis_weights',
   'neighbour_table',
+  'random_regular',
   'ring',
   'ring_lattice',
   'ring_lattice_with_chords',
+  'second_eigenvalue',
 ]
 
 
@@ -190,3 +195,63 @@ def neighbour_table(
   rows = np.arange(n, dtype=np.int32)[:, None]
   nbr = np.where(mask, order, rows).astype(np.int32)
   return jnp.asarray(nbr), jnp.asarray(mask)
+
+
+def random_regular(key: jax.Array, n: int, degree: int) -> jax.Array:
+  """A random connected ``degree``-regular graph (``degree`` even).
+
+  The ring lattice ``ring_lattice(n, degree // 2)`` with its nodes relabelled
+  by a random permutation drawn from ``key``: connected and regular by
+  construction (not uniform over all regular graphs).
+
+  Raises:
+    ValueError: if ``degree`` is not an even int >= 2 or ``n < degree + 1``.
+  """
+  _check_int('degree', degree, 2)
+  if degree % 2:
+    raise ValueError(f'`degree` must be even, got {degree!r}')
+  _check_int('n', n, degree + 1)
+  perm = np.asarray(jax.random.permutation(key, n))
+  adj = _ring_lattice_np(n, degree // 2)
+  return jnp.asarray(adj[np.ix_(perm, perm)])
+
+
+def metropolis_weights(adjacency: ArrayLike) -> np.ndarray:
+  r"""Metropolis-Hastings mixing matrix of an undirected graph.
+
+  :math:`W_{ij} = 1 / (1 + \max(d_i, d_j))` on edges, :math:`W_{ii} = 1 -
+  \sum_{j \ne i} W_{ij}`, 0 elsewhere: symmetric, doubly stochastic,
+  nonnegative. On a ring every weight is 1/3; on the complete graph every
+  entry is ``1/n`` (exact averaging in one step). Host-side: a float64
+  NumPy array (convert with ``jnp.asarray`` where needed).
+
+  Raises:
+    ValueError: if ``adjacency`` is not square, 0/1, symmetric with a zero
+      diagonal.
+  """
+  adj = _check_adjacency(adjacency)
+  deg = adj.sum(1)
+  w = np.where(adj, 1.0 / (1.0 + np.maximum(deg[:, None], deg[None, :])), 0.0)
+  w[np.diag_indices_from(w)] = 1.0 - w.sum(1)
+  return w
+
+
+def second_eigenvalue(mixing: ArrayLike) -> float:
+  r""":math:`\lambda = \max(|\lambda_2|, |\lambda_n|)` of a symmetric ``W``.
+
+  The consensus contraction per gossip step: :math:`\|W^Q z - \bar z\|
+  \le \lambda^Q \|z - \bar z\|`; ``1 - lambda`` is the spectral gap.
+  Host-side (NumPy ``eigvalsh``, float64).
+
+  Raises:
+    ValueError: if ``mixing`` is not a symmetric square matrix.
+  """
+  w = np.asarray(mixing, np.float64)
+  if w.ndim != 2 or w.shape[0] != w.shape[1] or not np.allclose(w, w.T):
+    raise ValueError(
+      f'`mixing` must be a symmetric square matrix, got shape {w.shape}'
+    )
+  eig = np.sort(np.linalg.eigvalsh(w))
+  if eig.shape[0] == 1:
+    return 0.0
+  return float(max(abs(eig[-2]), abs(eig[0])))

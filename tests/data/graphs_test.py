@@ -85,8 +85,54 @@ def test_neighbour_table():
     (lambda: graphs.neighbour_table(np.ones((3, 3))), 'adjacency'),
     (lambda: graphs.neighbour_table(np.triu(np.ones((3, 3)), 1)), 'adjacency'),
     (lambda: graphs.neighbour_table(np.zeros((2, 3))), 'adjacency'),
+    (lambda: graphs.random_regular(jax.random.key(0), 8, 3), 'degree'),
+    (lambda: graphs.random_regular(jax.random.key(0), 4, 4), 'n'),
+    (lambda: graphs.metropolis_weights(np.ones((3, 3))), 'adjacency'),
+    (lambda: graphs.second_eigenvalue(np.triu(np.ones((3, 3)))), 'mixing'),
   ],
 )
 def test_bad_arguments_raise(build, name):
   with pytest.raises(ValueError, match=f'`{name}`'):
     build()
+
+
+def test_random_regular():
+  adj = graphs.random_regular(jax.random.key(0), 16, 4)
+  _check_simple(adj)
+  np.testing.assert_array_equal(graphs.degree(adj), 4)
+  assert graphs.is_connected(adj)
+  other = graphs.random_regular(jax.random.key(1), 16, 4)
+  assert not np.array_equal(adj, other)
+
+
+@pytest.mark.parametrize(
+  'adj',
+  [graphs.ring(16), graphs.grid(4, 4), graphs.complete(6), graphs.ring(3)],
+  ids=['ring', 'grid', 'complete', 'triangle'],
+)
+def test_metropolis_weights_doubly_stochastic(adj):
+  w = graphs.metropolis_weights(adj)
+  assert w.dtype == np.float64
+  np.testing.assert_allclose(w, w.T, atol=0)
+  np.testing.assert_allclose(w.sum(0), 1.0, atol=1e-12)
+  np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-12)
+  assert np.all(w >= 0)
+  off = ~np.eye(len(w), dtype=bool)
+  np.testing.assert_array_equal(w[off] > 0, np.asarray(adj)[off] == 1)
+
+
+def test_second_eigenvalue_closed_forms():
+  ring = graphs.metropolis_weights(graphs.ring(16))
+  np.testing.assert_allclose(np.asarray(ring)[0, [0, 1, 15]], 1 / 3, rtol=1e-6)
+  lam = (1 + 2 * np.cos(2 * np.pi / 16)) / 3  # eigenvalues of the 1/3 ring
+  np.testing.assert_allclose(graphs.second_eigenvalue(ring), lam, rtol=1e-6)
+  assert (
+    graphs.second_eigenvalue(graphs.metropolis_weights(graphs.complete(5)))
+    < 1e-6
+  )
+  # Gossip contracts the disagreement by lambda per step.
+  z = np.asarray(jax.random.normal(jax.random.key(0), [16, 3]), np.float64)
+  w = np.asarray(ring, np.float64)
+  dev = lambda v: np.linalg.norm(v - v.mean(0))
+  np.testing.assert_allclose((w @ z).mean(0), z.mean(0), atol=1e-6)
+  assert dev(np.linalg.matrix_power(w, 4) @ z) <= lam**4 * dev(z) * (1 + 1e-6)
