@@ -38,11 +38,13 @@ __all__ = [
   'Claim',
   'Curve',
   'Report',
+  'append_final',
   'build',
   'load_report',
   'run',
   'save_report',
   'train',
+  'train_seeds',
   'tree_bytes',
 ]
 
@@ -237,6 +239,36 @@ def _summary(
     if x.size:
       out[name] = float(np.nanmean(x))
   return out
+
+
+def train_seeds(
+  solver: Any,
+  params: Any,
+  keys: jax.Array,
+  data: Any = None,
+  *,
+  data_axis: int | None = 0,
+  **train_kwargs: Any,
+) -> tuple[Any, Any]:
+  """:func:`train` of ``solver`` for every seed at once (``vmap``).
+
+  ``params`` and ``keys`` have a leading seed axis, as does ``data`` unless
+  ``data_axis`` is ``None`` (one problem shared by the seeds);
+  ``train_kwargs`` are :func:`train`'s. Returns its ``(state, trace)`` with
+  the seed axis after the step axis in the trace.
+  """
+  state = jax.vmap(solver.init)(params, keys)
+  step = jax.vmap(solver.step, in_axes=(0, data_axis))
+  return train(step, state, data, **train_kwargs)
+
+
+def append_final(history: Any, final: Any) -> np.ndarray:
+  """``[T + 1, ...]``: a trace field over ``T`` steps, then the final value.
+
+  With the trace convention (row ``t`` describes the state step ``t``
+  starts from) this is the value at every state ``0 .. T``.
+  """
+  return np.concatenate([np.asarray(history), np.asarray(final)[None]], axis=0)
 
 
 def train(

@@ -208,6 +208,33 @@ def _timed(fn, *args):
   return out, time.perf_counter() - start
 
 
+def _time_solver_runs(solvers, params, data, num_steps, unit='rounds'):
+  """Times each solver's jitted ``run`` (compile, then a timed second call).
+
+  Returns one row per solver (``name``, ``<unit>_per_s``, ``compile_s``,
+  ``state_kB`` of the final state, ``x_<first>_time``: time relative to
+  the first solver) and the ``(state, trace)`` of each.
+  """
+  key = jax.random.key(2)
+  rows, outs = [], []
+  for name, solver in solvers.items():
+    run = jax.jit(solver.run, static_argnums=3)
+    _, compile_s = _timed(run, params, key, data, num_steps)
+    out, run_s = _timed(run, params, key, data, num_steps)
+    rows.append(
+      {
+        'name': name,
+        f'{unit}_per_s': num_steps / run_s,
+        'compile_s': compile_s - run_s,
+        'state_kB': experiment.tree_bytes(out[0]) / 1e3,
+      }
+    )
+    outs.append(out)
+  for r in rows:
+    r['x_first_time'] = rows[0][f'{unit}_per_s'] / r[f'{unit}_per_s']
+  return rows, outs
+
+
 def optimizer_rows(args, batch) -> list[dict]:
   width, depth = args.width, args.depth
   model = mlp.MLP(features=(width,) * depth + (10,))
@@ -1083,27 +1110,11 @@ def fedau_rows(args) -> list[dict]:
     'FedAvg (participants)': fedavg.FedAvg(weighting='uniform', **common),
     'FedAU (K = inf)': fedau.FedAU(num_clients=num_clients, **common),
   }
-  key = jax.random.key(2)
-  rows = []
-  for name, solver in solvers.items():
-    run = jax.jit(solver.run, static_argnums=3)
-    _, compile_s = _timed(run, params, key, fed.train, rounds)
-    _, run_s = _timed(run, params, key, fed.train, rounds)
-    state = solver.init(params, key)
-    rows.append(
-      {
-        'name': name,
-        'rounds_per_s': rounds / run_s,
-        'compile_s': compile_s - run_s,
-        'state_kB': experiment.tree_bytes(state) / 1e3,
-      }
-    )
-  base = rows[0]['rounds_per_s']
+  rows, _ = _time_solver_runs(solvers, params, fed.train, rounds)
   for r in rows:
-    r['x_fedavg_time'] = base / r['rounds_per_s']
     print(
       f'  {r["name"]:24s} {r["rounds_per_s"]:8.2f} rounds/s '
-      f'({r["x_fedavg_time"]:.2f}x FedAvg time)  state {r["state_kB"]:.2f} kB',
+      f'({r["x_first_time"]:.2f}x FedAvg time)  state {r["state_kB"]:.2f} kB',
       flush=True,
     )
   return rows
@@ -1157,29 +1168,17 @@ def fedfix_rows(args) -> list[dict]:
   }
   if quick:  # smoke run: the baseline and FedFix only
     solvers = {k: v for k, v in solvers.items() if 'FedFix' in k or 'Avg' in k}
-  key = jax.random.key(2)
-  rows = []
-  for name, solver in solvers.items():
-    run = jax.jit(solver.run, static_argnums=3)
-    _, compile_s = _timed(run, params, key, fed.train, events)
-    (state, trace), run_s = _timed(run, params, key, fed.train, events)
-    row = {
-      'name': name,
-      'events_per_s': events / run_s,
-      'compile_s': compile_s - run_s,
-      'state_kB': experiment.tree_bytes(state) / 1e3,
-    }
+  rows, outs = _time_solver_runs(
+    solvers, params, fed.train, events, unit='events'
+  )
+  for r, (state, trace) in zip(rows, outs, strict=True):
     if hasattr(trace, 'time'):
-      sim = float(state.time)
-      row['sim_time_per_s'] = sim / run_s
-      row['deliveries_per_event'] = float(jnp.mean(trace.num_participants))
-    rows.append(row)
-  base = rows[0]['events_per_s']
-  for r in rows:
-    r['x_fedavg_time'] = base / r['events_per_s']
+      per_s = r['events_per_s'] / events
+      r['sim_time_per_s'] = float(state.time) * per_s
+      r['deliveries_per_event'] = float(jnp.mean(trace.num_participants))
     print(
       f'  {r["name"]:36s} {r["events_per_s"]:8.2f} events/s '
-      f'({r["x_fedavg_time"]:.2f}x FedAvg time)  '
+      f'({r["x_first_time"]:.2f}x FedAvg time)  '
       f'sim-time/s {r.get("sim_time_per_s", float("nan")):7.3f}  '
       f'state {r["state_kB"]:.1f} kB',
       flush=True,
@@ -1212,27 +1211,12 @@ def dfedsam_rows(args) -> list[dict]:
     'DFedSAM (Q=1, rho=0.05)': dfedsam.DFedSAM(rho=0.05, **common),
     'DFedSAM-MGS (Q=4)': dfedsam.DFedSAM(rho=0.05, gossip_steps=4, **common),
   }
-  key = jax.random.key(2)
-  rows = []
-  for name, solver in solvers.items():
-    run = jax.jit(solver.run, static_argnums=3)
-    _, compile_s = _timed(run, params, key, fed.train, rounds)
-    (state, trace), run_s = _timed(run, params, key, fed.train, rounds)
-    rows.append(
-      {
-        'name': name,
-        'rounds_per_s': rounds / run_s,
-        'compile_s': compile_s - run_s,
-        'MiB_sent_per_round': float(trace.bytes_sent[0]) / 2**20,
-        'state_kB': experiment.tree_bytes(state) / 1e3,
-      }
-    )
-  base = rows[0]['rounds_per_s']
-  for r in rows:
-    r['x_dfedavg_time'] = base / r['rounds_per_s']
+  rows, outs = _time_solver_runs(solvers, params, fed.train, rounds)
+  for r, (_, trace) in zip(rows, outs, strict=True):
+    r['MiB_sent_per_round'] = float(trace.bytes_sent[0]) / 2**20
     print(
       f'  {r["name"]:26s} {r["rounds_per_s"]:8.2f} rounds/s '
-      f'({r["x_dfedavg_time"]:.2f}x DFedAvg time)  '
+      f'({r["x_first_time"]:.2f}x DFedAvg time)  '
       f'{r["MiB_sent_per_round"]:.2f} MiB/round  state {r["state_kB"]:.0f} kB',
       flush=True,
     )
@@ -1284,28 +1268,17 @@ def fedspeed_rows(args) -> list[dict]:
       2,
     ),
   }
-  key = jax.random.key(2)
-  rows = []
-  for name, (solver, grads) in solvers.items():
-    run = jax.jit(solver.run, static_argnums=3)
-    _, compile_s = _timed(run, params, key, fed.train, rounds)
-    _, run_s = _timed(run, params, key, fed.train, rounds)
-    state = solver.init(params, key)
-    rows.append(
-      {
-        'name': name,
-        'rounds_per_s': rounds / run_s,
-        'compile_s': compile_s - run_s,
-        'grads_per_local_step': grads,
-        'state_kB': experiment.tree_bytes(state) / 1e3,
-      }
-    )
-  base = rows[0]['rounds_per_s']
-  for r in rows:
-    r['x_fedavg_time'] = base / r['rounds_per_s']
+  rows, _ = _time_solver_runs(
+    {name: solver for name, (solver, _) in solvers.items()},
+    params,
+    fed.train,
+    rounds,
+  )
+  for r, (_, grads) in zip(rows, solvers.values(), strict=True):
+    r['grads_per_local_step'] = grads
     print(
       f'  {r["name"]:36s} {r["rounds_per_s"]:8.2f} rounds/s '
-      f'({r["x_fedavg_time"]:.2f}x FedAvg time) '
+      f'({r["x_first_time"]:.2f}x FedAvg time) '
       f'{r["grads_per_local_step"]} grad/step  state {r["state_kB"]:.1f} kB',
       flush=True,
     )

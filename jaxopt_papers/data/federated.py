@@ -64,6 +64,7 @@ __all__ = [
   'logistic_loss',
   'quadratic_clients',
   'quadratic_loss',
+  'stacked_quadratic_clients',
 ]
 
 
@@ -304,6 +305,19 @@ def quadratic_clients(
     np.ones([num_clients]),
   )
   return QuadraticClients(data=data, x_star=jnp.asarray(x_star, dtype))
+
+
+def stacked_quadratic_clients(
+  keys: Any, num_clients: int, dim: int, **kwargs: Any
+) -> QuadraticClients:
+  """One :func:`quadratic_clients` problem per key, stacked on a leading axis.
+
+  For experiments vmapped over seeds: every leaf gets a leading ``[S]`` axis
+  (``keys`` is a sequence or a ``[S]`` array of keys); ``kwargs`` are
+  :func:`quadratic_clients`'s.
+  """
+  problems = [quadratic_clients(k, num_clients, dim, **kwargs) for k in keys]
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *problems)
 
 
 def quadratic_loss(params: jax.Array, examples: Any) -> jax.Array:

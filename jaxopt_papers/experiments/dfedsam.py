@@ -72,12 +72,13 @@ def run(config, workdir: str | None = None) -> experiment.Report:
   rounds = np.arange(config.num_rounds + 1, dtype=float)
   cons_series, bytes_x = {}, {}
   for label, solver in methods.items():
-    state0 = jax.vmap(solver.init)(x0, run_keys)
     name = label.replace(' ', '_').replace('(', '').replace(')', '')
-    state, trace = experiment.train(
-      jax.vmap(solver.step, in_axes=(0, None)),
-      state0,
+    state, trace = experiment.train_seeds(
+      solver,
+      x0,
+      run_keys,
       fed.train,
+      data_axis=None,
       num_steps=config.num_rounds,
       chunk_size=config.log_every,
       ckpt_every=config.ckpt_every,
@@ -88,8 +89,8 @@ def run(config, workdir: str | None = None) -> experiment.Report:
     accs = np.asarray(jax.vmap(acc)(avg))  # [seeds]
     cons = np.asarray(jax.vmap(solver.consensus)(state))
     final_acc[label], final_cons[label] = accs, cons
-    acc_t = np.concatenate([np.asarray(trace.metrics), accs[None]])  # [T+1, S]
-    cons_t = np.concatenate([np.asarray(trace.consensus), cons[None]])
+    acc_t = experiment.append_final(trace.metrics, accs)  # [T + 1, S]
+    cons_t = experiment.append_final(trace.consensus, cons)
     series[label] = acc_t.mean(1).tolist()
     cons_series[label] = np.maximum(cons_t.mean(1), 1e-12).tolist()
     sent = np.concatenate(

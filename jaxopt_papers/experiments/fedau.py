@@ -40,20 +40,16 @@ def participation_probs(config) -> np.ndarray:
 
 def _problems(config, keys):
   d = config.data
-  problems = [
-    federated_data.quadratic_clients(
-      k,
-      d.num_clients,
-      d.dim,
-      eig_min=1.0,
-      eig_max=1.0,
-      center_scale=d.center_scale,
-      shift=d.shift,
-      dtype=jnp.float64,
-    )
-    for k in keys
-  ]
-  return jax.tree.map(lambda *xs: jnp.stack(xs), *problems)
+  return federated_data.stacked_quadratic_clients(
+    keys,
+    d.num_clients,
+    d.dim,
+    eig_min=1.0,
+    eig_max=1.0,
+    center_scale=d.center_scale,
+    shift=d.shift,
+    dtype=jnp.float64,
+  )
 
 
 def _weighted_optimum(problems, probs):
@@ -115,10 +111,10 @@ def _solvers(config, part, swap):
 def _run(config, workdir, name, solver, problems, keys):
   """One method over all seeds: models ``[T + 1, seeds, d]``, final state."""
   x0 = jnp.zeros((config.num_seeds, config.data.dim), jnp.float64)
-  state0 = jax.vmap(solver.init)(x0, keys)
-  state, trace = experiment.train(
-    jax.vmap(solver.step),
-    state0,
+  state, trace = experiment.train_seeds(
+    solver,
+    x0,
+    keys,
     problems.data,
     num_steps=config.num_rounds,
     chunk_size=config.log_every,
@@ -126,10 +122,7 @@ def _run(config, workdir, name, solver, problems, keys):
     workdir=workdir,
     name=name,
   )
-  models = np.concatenate(
-    [np.asarray(trace.metrics), np.asarray(state.params)[None]], axis=0
-  )
-  return models, state, trace
+  return experiment.append_final(trace.metrics, state.params), state, trace
 
 
 def run(config, workdir: str | None = None) -> experiment.Report:

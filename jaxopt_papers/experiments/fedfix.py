@@ -25,20 +25,16 @@ from jaxopt_papers.federated import async_fl
 
 def _problems(config, keys):
   d = config.data
-  problems = [
-    federated_data.quadratic_clients(
-      k,
-      d.num_clients,
-      d.dim,
-      eig_min=1.0,
-      eig_max=1.0,
-      center_scale=d.center_scale,
-      shift=d.shift,
-      dtype=jnp.float64,
-    )
-    for k in keys
-  ]
-  return jax.tree.map(lambda *xs: jnp.stack(xs), *problems)
+  return federated_data.stacked_quadratic_clients(
+    keys,
+    d.num_clients,
+    d.dim,
+    eig_min=1.0,
+    eig_max=1.0,
+    center_scale=d.center_scale,
+    shift=d.shift,
+    dtype=jnp.float64,
+  )
 
 
 def _identity(x):
@@ -72,10 +68,10 @@ def _run(config, workdir, name, solver, problems, keys):
   """Returns (models [n+1, S, d], times [n+1, S], trace, final state)."""
   num = solver.num_events()
   x0 = jnp.zeros((config.num_seeds, config.data.dim), jnp.float64)
-  state0 = jax.vmap(solver.init)(x0, keys)
-  state, trace = experiment.train(
-    jax.vmap(solver.step),
-    state0,
+  state, trace = experiment.train_seeds(
+    solver,
+    x0,
+    keys,
     problems.data,
     num_steps=num,
     chunk_size=num,
@@ -83,12 +79,8 @@ def _run(config, workdir, name, solver, problems, keys):
     workdir=workdir,
     name=name,
   )
-  models = np.concatenate(
-    [np.asarray(trace.metrics), np.asarray(state.params)[None]], axis=0
-  )
-  times = np.concatenate(
-    [np.asarray(trace.time), np.asarray(state.time)[None]], axis=0
-  )
+  models = experiment.append_final(trace.metrics, state.params)
+  times = experiment.append_final(trace.time, state.time)
   return models, times, trace, state
 
 

@@ -24,19 +24,15 @@ from jaxopt_papers.federated import participation as participation_lib
 
 def _problems(config, keys):
   d = config.data
-  problems = [
-    federated_data.quadratic_clients(
-      k,
-      d.num_clients,
-      d.dim,
-      eig_min=d.eig_min,
-      eig_max=d.eig_max,
-      center_scale=d.center_scale,
-      dtype=jnp.float64,
-    )
-    for k in keys
-  ]
-  return jax.tree.map(lambda *xs: jnp.stack(xs), *problems)
+  return federated_data.stacked_quadratic_clients(
+    keys,
+    d.num_clients,
+    d.dim,
+    eig_min=d.eig_min,
+    eig_max=d.eig_max,
+    center_scale=d.center_scale,
+    dtype=jnp.float64,
+  )
 
 
 def _identity(x):
@@ -69,10 +65,10 @@ def _fedavg(config, participation):
 def _run(config, workdir, name, solver, problems, keys):
   """One method over all seeds; returns the models ``[T, seeds, d]``."""
   x0 = jnp.zeros((config.num_seeds, config.data.dim), jnp.float64)
-  state0 = jax.vmap(solver.init)(x0, keys)
-  state, trace = experiment.train(
-    jax.vmap(solver.step),
-    state0,
+  state, trace = experiment.train_seeds(
+    solver,
+    x0,
+    keys,
     problems.data,
     num_steps=config.num_rounds,
     chunk_size=config.log_every,
@@ -80,9 +76,7 @@ def _run(config, workdir, name, solver, problems, keys):
     workdir=workdir,
     name=name,
   )
-  models = np.concatenate(
-    [np.asarray(trace.metrics), np.asarray(state.params)[None]], axis=0
-  )
+  models = experiment.append_final(trace.metrics, state.params)
   return models, trace  # models[t] = x_t, t = 0 .. T
 
 

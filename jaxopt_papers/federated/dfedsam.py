@@ -312,10 +312,8 @@ class DFedSAM:
 
     z, _ = jax.lax.scan(gossip, y, None, length=self.gossip_steps)
     client_loss = parallel.pmean(stats.loss, axis)
-    finite = jnp.all(
-      jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(z)])
-    )
-    all_finite = parallel.pmin(finite.astype(jnp.int32), axis) > 0
+    finite = simulator.tree_isfinite(z).astype(jnp.int32)
+    all_finite = parallel.pmin(finite, axis) > 0
     return z, consensus, before, loss, grad, client_loss, all_finite, mean
 
   def step(

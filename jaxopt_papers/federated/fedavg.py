@@ -284,9 +284,7 @@ class FedAvg:
     )
     model_bytes = simulator.tree_bytes(state.params)
     up, down = simulator.communication_bytes(num, model_bytes, model_bytes)
-    finite = jnp.isfinite(loss) & jnp.all(
-      jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)])
-    )
+    finite = jnp.isfinite(loss) & simulator.tree_isfinite(params)
     row = FedAvgTrace(
       loss=loss,
       grad_norm=optax.tree.norm(grad),
@@ -323,12 +321,9 @@ class FedAvg:
     self, params: optax.Params, data: simulator.ClientData
   ) -> jax.Array:
     """The global objective ``f(params)`` on ``data``."""
-    fn = lambda p, ex, n, w: simulator.global_objective(
-      self.loss_fn, p, ex, n, w, self.axis_name
-    )[0]
-    return parallel.client_map(
-      fn, self.mesh, self.axis_name, in_axes=(None, 0, 0, 0), out_axes=None
-    )(params, data.examples, data.counts, data.weights)
+    return simulator.evaluate(
+      self.loss_fn, params, data, self.mesh, self.axis_name
+    )
 
 
 def example(key: jax.Array) -> tuple[jax.Array, simulator.ClientData]:

@@ -498,6 +498,32 @@ def global_objective(
   return parallel.psum((weight * value, scaled), axis_name)
 
 
+def evaluate(
+  loss_fn: LossFn,
+  params: optax.Params,
+  data: 'ClientData',
+  mesh: Any = None,
+  axis_name: str = 'clients',
+) -> jax.Array:
+  """The global objective ``f(params) = sum_i p_i F_i(params)`` on ``data``.
+
+  Outside any map: the clients are mapped with ``client_map`` (``vmap``, or
+  ``shard_map`` over ``mesh``). Every solver's ``evaluate`` method.
+  """
+  fn = lambda p, ex, n, w: global_objective(loss_fn, p, ex, n, w, axis_name)[0]
+  return parallel.client_map(
+    fn, mesh, axis_name, in_axes=(None, 0, 0, 0), out_axes=None
+  )(params, data.examples, data.counts, data.weights)
+
+
+def tree_isfinite(tree: Any) -> jax.Array:
+  """Scalar bool: every entry of every leaf of ``tree`` is finite."""
+  leaves = jax.tree.leaves(tree)
+  if not leaves:
+    return jnp.asarray(True)
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
 def tree_bytes(tree: Any) -> int:
   """Static number of bytes of a pytree's arrays (shapes x itemsize)."""
   return int(
