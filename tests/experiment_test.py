@@ -59,6 +59,31 @@ def test_train_equals_one_scan():
   assert int(state.step[0]) == 0
 
 
+def test_train_seeds_is_train_of_the_vmapped_solver():
+  model = mlp.MLP(features=(4, 2))
+  x = jax.random.normal(jax.random.key(0), (16, 3))
+  y = (x[:, 0] > 0).astype(jnp.int32)
+  solver = solver_lib.OptaxSolver(
+    loss_fn=mlp.classification_loss(model.apply),
+    optimizer=optax.sgd(0.1),
+    batch_fn=lambda data, key: data,
+  )
+  keys = jax.random.split(jax.random.key(1), 3)
+  params = jax.vmap(lambda k: model.init(k, x[:1]))(keys)
+  state, trace = experiment.train_seeds(
+    solver, params, keys, (x, y), data_axis=None, num_steps=7, chunk_size=3
+  )
+  ref_state = jax.vmap(solver.init)(params, keys)
+  ref_state, ref_trace = experiment.train(
+    jax.vmap(solver.step, in_axes=(0, None)), ref_state, (x, y), num_steps=7
+  )
+  _assert_trees_equal(state, ref_state)
+  np.testing.assert_array_equal(trace.loss, ref_trace.loss)
+  assert trace.loss.shape == (7, 3)
+  full = experiment.append_final(trace.loss, jnp.zeros([3]))
+  assert full.shape == (8, 3) and np.all(full[-1] == 0)
+
+
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
   step, state, data = _problem()
   kw = dict(num_steps=60, chunk_size=10, ckpt_every=20, name='adam')
