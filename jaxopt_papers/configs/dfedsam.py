@@ -43,6 +43,11 @@ Measured by the experiment:
   communication, W = I; quick): (a) consensus 8.8-9.2, ratio 61 > 0.5
   FAILS; (b) its average model reaches 0.805-0.877 < 0.85 FAILS; (c) -0.114
   FAILS.
+* Swap Q = 1 in the MGS slot (``mgs_gossip_steps = 1``, quick): (a) ratio
+  exactly 1.0 > 0.5 FAILS (same keys, same run); (b) and (c) still hold
+  (0.958; +0.0009), as they must: they are a floor and a non-inferiority
+  margin that DFedAvg itself meets (the card asserts no strict SAM gain).
+  With DFedAvg (Q = 1) as the MGS slot, (a) reads 0.125 / 0.146 = 0.86.
 """
 
 import ml_collections

@@ -204,3 +204,33 @@ def test_bad_arguments_raise(kwargs, name):
     dfedsam.DFedSAM(**kwargs)
   with pytest.raises(ValueError, match='rho'):
     dfedsam.dfedavg(num_clients=_C, rho=0.1)
+
+
+def test_local_steps_match_optax_contrib_sam():
+  """Without gossip (W = I) a client runs K steps of optax's SAM (opaque)."""
+  with jax.enable_x64(True):
+    problem = _quadratics(jnp.float64)
+    lr, rho, steps = 0.1, 0.2, 3
+    solver = dfedsam.DFedSAM(
+      num_clients=_C,
+      rho=rho,
+      mixing=np.eye(_C),
+      client_tx=optax.sgd(lr),
+      num_local_steps=steps,
+    )
+    x0 = jnp.linspace(-1.0, 1.0, _D)
+    state, _ = _run(solver, x0, jax.random.key(0), 1, problem.data)
+    sam = optax.contrib.sam(
+      optax.sgd(lr),
+      optax.chain(optax.contrib.normalize(), optax.sgd(rho)),
+      sync_period=2,
+      opaque_mode=True,
+    )
+    a, c = (np.asarray(v)[:, 0] for v in problem.data.examples)
+    for i in (0, _C - 1):  # two clients suffice (each is independent)
+      grad = jax.grad(lambda x, _, i=i: 0.5 * (x - c[i]) @ a[i] @ (x - c[i]))
+      x, opt_state = x0, sam.init(x0)
+      for _ in range(steps):
+        updates, opt_state = sam.update(grad(x, 0), opt_state, x, grad_fn=grad)
+        x = optax.apply_updates(x, updates)
+      np.testing.assert_allclose(state.params[i], x, rtol=1e-9)
