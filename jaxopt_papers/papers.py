@@ -551,6 +551,47 @@ PAPERS: tuple[PaperSpec, ...] = (
     stochastic=False,
   ),
   PaperSpec(
+    id='fedfix',
+    number=14,
+    title=(
+      'A General Theory for Federated Optimization with Asynchronous and '
+      'Heterogeneous Clients Updates'
+    ),
+    citation='Fraboni, Vidal, Kameni, Lorenzi, JMLR 2023',
+    arxiv='2206.10189',
+    family='federated',
+    kind='solver',
+    target='jaxopt_papers.federated.async_fl:AsyncFL',
+    config='jaxopt_papers.configs.fedfix',
+    experiment='jaxopt_papers.experiments.fedfix',
+    claim=(
+      'F-80 quadratics, budget T=200: async identical stops at the analytic '
+      'speed-biased optimum (>= 0.8 x its distance to x*); FedFix-0.5 '
+      'corrected at eta_g=1 reaches <= 0.1 where corrected async diverges; '
+      'sync FL <= 1e-6 (3 seeds)'
+    ),
+    test_kwargs={
+      'client_times': (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3),
+      'scheme': 'fedfix',
+      'weights': 'weight',
+      'delta_t': 0.5,
+      'server_lr': 0.5,
+      'num_local_steps': 3,
+    },
+    bad_kwargs=(
+      ({'scheme': 'fedasync'}, 'scheme'),
+      ({'weights': 'uniform'}, 'weights'),
+      ({'server_lr': 0.0}, 'server_lr'),
+      ({'delta_t': -0.5}, 'delta_t'),
+      ({'buffer_size': 9}, 'buffer_size'),
+      ({'time_jitter': 1.0}, 'time_jitter'),
+      ({'client_times': (1.0, 0.0)}, 'client_times'),
+    ),
+    example='jaxopt_papers.federated.async_fl:example',
+    device_axis='clients',
+    stochastic=False,
+  ),
+  PaperSpec(
     id='dfedsam',
     number=17,
     title=(
@@ -619,47 +660,6 @@ PAPERS: tuple[PaperSpec, ...] = (
       ({'num_clients': 0}, 'num_clients'),
     ),
     example='jaxopt_papers.federated.fedspeed:example',
-    device_axis='clients',
-    stochastic=False,
-  ),
-  PaperSpec(
-    id='fedfix',
-    number=14,
-    title=(
-      'A General Theory for Federated Optimization with Asynchronous and '
-      'Heterogeneous Clients Updates'
-    ),
-    citation='Fraboni, Vidal, Kameni, Lorenzi, JMLR 2023',
-    arxiv='2206.10189',
-    family='federated',
-    kind='solver',
-    target='jaxopt_papers.federated.async_fl:AsyncFL',
-    config='jaxopt_papers.configs.fedfix',
-    experiment='jaxopt_papers.experiments.fedfix',
-    claim=(
-      'F-80 quadratics, budget T=200: async identical stops at the analytic '
-      'speed-biased optimum (>= 0.8 x its distance to x*); FedFix-0.5 '
-      'corrected at eta_g=1 reaches <= 0.1 where corrected async diverges; '
-      'sync FL <= 1e-6 (3 seeds)'
-    ),
-    test_kwargs={
-      'client_times': (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3),
-      'scheme': 'fedfix',
-      'weights': 'weight',
-      'delta_t': 0.5,
-      'server_lr': 0.5,
-      'num_local_steps': 3,
-    },
-    bad_kwargs=(
-      ({'scheme': 'fedasync'}, 'scheme'),
-      ({'weights': 'uniform'}, 'weights'),
-      ({'server_lr': 0.0}, 'server_lr'),
-      ({'delta_t': -0.5}, 'delta_t'),
-      ({'buffer_size': 9}, 'buffer_size'),
-      ({'time_jitter': 1.0}, 'time_jitter'),
-      ({'client_times': (1.0, 0.0)}, 'client_times'),
-    ),
-    example='jaxopt_papers.federated.async_fl:example',
     device_axis='clients',
     stochastic=False,
   ),
