@@ -36,6 +36,12 @@ def check_positive(name: str, value: Any, *, allow_none: bool = False) -> None:
     )
 
 
+def check_nonnegative(name: str, value: Any) -> None:
+  """``value`` is a finite real number >= 0."""
+  if not (is_real(value) and math.isfinite(value) and value >= 0):
+    raise ValueError(f'`{name}` must be a finite number >= 0, got {value!r}')
+
+
 def check_int(
   name: str, value: Any, *, minimum: int = 1, allow_none: bool = False
 ) -> None:

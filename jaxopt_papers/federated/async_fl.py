@@ -197,11 +197,6 @@ class AsyncFLTrace(NamedTuple):
   metrics: Any  # eval_fn(theta^n), or None
 
 
-def _check_nonnegative(name: str, value: Any) -> None:
-  if not (checks.is_real(value) and math.isfinite(value) and value >= 0):
-    raise ValueError(f'`{name}` must be a finite number >= 0, got {value!r}')
-
-
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class AsyncFL:
@@ -280,7 +275,7 @@ class AsyncFL:
         f'{self.buffer_size}'
       )
     checks.check_positive('time_budget', self.time_budget, allow_none=True)
-    _check_nonnegative('time_jitter', self.time_jitter)
+    checks.check_nonnegative('time_jitter', self.time_jitter)
     if self.time_jitter >= 1:
       raise ValueError(
         f'`time_jitter` must be in [0, 1), got {self.time_jitter!r}'

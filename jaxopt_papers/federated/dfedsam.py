@@ -225,10 +225,7 @@ class DFedSAM:
 
   def __post_init__(self):
     checks.check_int('num_clients', self.num_clients)
-    if not (
-      checks.is_real(self.rho) and np.isfinite(self.rho) and self.rho >= 0
-    ):
-      raise ValueError(f'`rho` must be a finite number >= 0, got {self.rho!r}')
+    checks.check_nonnegative('rho', self.rho)
     checks.check_int('gossip_steps', self.gossip_steps)
     checks.check_positive('sam_eps', self.sam_eps)
     # Stored as nested tuples: hashable, so the solver stays static.

@@ -125,11 +125,6 @@ class ScaleByFedAUState(NamedTuple):
   interval_count: jax.Array  # int32: M_n, number of recorded intervals
 
 
-def _check_cutoff(cutoff: Any) -> None:
-  if cutoff is not None:
-    checks.check_int('cutoff', cutoff)
-
-
 def aggregation_weights(state: ScaleByFedAUState) -> jax.Array:
   """:math:`\\omega_n = S_n / M_n` (1 before the first recorded interval)."""
   count = state.interval_count
@@ -182,7 +177,7 @@ def scale_by_fedau(
   Raises:
     ValueError: if ``cutoff`` is not ``None`` or an int >= 1.
   """
-  _check_cutoff(cutoff)
+  checks.check_int('cutoff', cutoff, allow_none=True)
 
   def init_fn(params):
     leaves = jax.tree.leaves(params)
@@ -325,7 +320,7 @@ class FedAU:
           f'`participation` is for {self.participation.num_clients} '
           f'clients, `num_clients` is {self.num_clients}'
         )
-    _check_cutoff(self.cutoff)
+    checks.check_int('cutoff', self.cutoff, allow_none=True)
     checks.check_in('omega', self.omega, _OMEGA)
     checks.check_in('weighting', self.weighting, _WEIGHTING)
     if self.omega == 'known_prob' and not np.all(self._part().rates() > 0):

@@ -119,7 +119,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
@@ -145,11 +144,6 @@ _AVERAGE = ('all', 'active')
 _WEIGHTING = ('data', 'uniform')
 
 
-def _check_nonnegative(name: str, value: Any) -> None:
-  if not (checks.is_real(value) and np.isfinite(value) and value >= 0):
-    raise ValueError(f'`{name}` must be a finite number >= 0, got {value!r}')
-
-
 def merged_value_and_grad(rho: float, alpha: float) -> simulator.GradFn:
   r"""The paper's merged local gradient (a ``LocalTrainer.grad_fn`` hook).
 
@@ -160,7 +154,7 @@ def merged_value_and_grad(rho: float, alpha: float) -> simulator.GradFn:
   Raises:
     ValueError: if ``rho < 0`` or ``alpha`` is not in [0, 1].
   """
-  _check_nonnegative('rho', rho)
+  checks.check_nonnegative('rho', rho)
   if not (checks.is_real(alpha) and 0.0 <= alpha <= 1.0):
     raise ValueError(f'`alpha` must be in [0, 1], got {alpha!r}')
 
@@ -203,7 +197,7 @@ def fedspeed_client(
   """
   checks.check_positive('learning_rate', learning_rate)
   checks.check_positive('lamb', lamb)
-  _check_nonnegative('weight_decay', weight_decay)
+  checks.check_nonnegative('weight_decay', weight_decay)
   checks.check_positive('clip_norm', clip_norm, allow_none=True)
 
   def init_fn(params):
@@ -340,7 +334,7 @@ class FedSpeed:
         f'`num_clients`={self.num_clients} differs from `participation`'
         f'.num_clients={self.participation.num_clients}'
       )
-    _check_nonnegative('rho', self.rho)
+    checks.check_nonnegative('rho', self.rho)
     checks.check_in('ascent', self.ascent, _ASCENT)
     checks.check_in('average_dual_over', self.average_dual_over, _AVERAGE)
     checks.check_in('weighting', self.weighting, _WEIGHTING)

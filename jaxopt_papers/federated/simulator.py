@@ -324,8 +324,7 @@ def sam_value_and_grad(rho: float, eps: float = 1e-12) -> GradFn:
   Raises:
     ValueError: if ``rho`` is negative or ``eps`` is not positive.
   """
-  if not (checks.is_real(rho) and np.isfinite(rho) and rho >= 0):
-    raise ValueError(f'`rho` must be a finite number >= 0, got {rho!r}')
+  checks.check_nonnegative('rho', rho)
   checks.check_positive('eps', eps)
 
   def grad_fn(loss, params, batch, ctx):

@@ -44,3 +44,16 @@ def test_check_in_and_mesh(num_devices):
     checks.check_mesh(mesh, 'y')
   with pytest.raises(ValueError, match='`axis_name`'):
     checks.check_mesh(None, '')
+
+
+@pytest.mark.parametrize(
+  'value', [-1e-3, float('nan'), float('inf'), True, '1']
+)
+def test_check_nonnegative_rejects(value):
+  with pytest.raises(ValueError, match='`rho`'):
+    checks.check_nonnegative('rho', value)
+
+
+def test_check_nonnegative_accepts_zero():
+  checks.check_nonnegative('rho', 0)
+  checks.check_nonnegative('rho', 0.5)
