@@ -6,21 +6,26 @@ Every paper's experiment (``jaxopt_papers/experiments/<id>.py``) calls
 and ``curves.png`` into the workdir.
 
 :func:`train` runs ``chunk_size`` steps at a time as one jitted
-``lax.scan`` and blocks on the result before logging or checkpointing (back to
-back dispatch of steps with collectives deadlocks on small CPU hosts; see
-JAX_NOTES.md). With a ``workdir`` it saves ``(state, trace so far)`` with orbax
-every ``ckpt_every`` steps under ``workdir/checkpoints/<name>`` and, when
-called again with the same workdir, resumes from the latest checkpoint: the
-resumed run executes the same compiled chunks from the same state, so it
-equals an uninterrupted run bit for bit.
+``lax.scan`` and blocks on the result before logging or checkpointing (on a
+2-core CPU host, jitted steps with collectives dispatched back to back
+deadlock: XLA aborts after 40 s waiting for a rendezvous). With a
+``workdir`` it saves ``(state, trace so far)`` with orbax every
+``ckpt_every`` steps under ``workdir/checkpoints/<name>`` and, when called
+again with the same workdir, resumes from the latest checkpoint: the resumed
+run executes the same compiled chunks from the same state, so it equals an
+uninterrupted run bit for bit. Every run's health is recorded for the
+claims (:func:`check_run`, :func:`judge`).
 """
 
+import contextlib
+import contextvars
 import dataclasses
+import functools
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -35,14 +40,23 @@ from jaxopt_papers.core import solver as solver_lib
 log = logging.getLogger('jaxopt_papers')
 
 __all__ = [
+  'DIVERGENCE_BOUND',
   'Claim',
   'Curve',
   'Report',
+  'RunHealth',
   'append_final',
   'build',
+  'check_run',
+  'chunking',
+  'in_x64',
+  'judge',
   'load_report',
+  'recording',
   'run',
   'save_report',
+  'seed_keys',
+  'seeds_needed',
   'train',
   'train_seeds',
   'tree_bytes',
@@ -53,21 +67,296 @@ __all__ = [
 class Claim:
   """One checked statement of a paper, measured by an experiment.
 
+  An experiment computes ``holds`` from its measurements; the driver
+  (:func:`run`, through :func:`judge`) then turns it to ``False``, with the
+  reason in ``reason``, when a run the claim rests on went non-finite or
+  diverged, or when ``ours`` / ``threshold`` / ``baseline`` is not finite.
+
   Attributes:
     name: Short statement, e.g. ``'frugal loss < galore loss - 0.05'``.
     ours: The paper's method's measured value.
-    baseline: The baseline's measured value (``nan`` when there is none).
+    baseline: The baseline's measured value (``None`` when there is none).
     threshold: The value ``ours`` is compared with.
     holds: Whether the claim held in this run.
     text: How ``holds`` was decided, in words.
+    runs: Names of the runs (:func:`train` / :func:`check_run`) the claim
+      rests on; ``None`` means every run of the experiment except the ones
+      recorded with ``may_diverge=True``.
+    about_divergence: The claim is *about* divergence (e.g. "eta = 1
+      diverges"): the runs in ``runs`` recorded with ``may_diverge=True``
+      may be unhealthy without failing it. Every other run it rests on must
+      be healthy.
+    swap_exempt: Why the claim is not a comparison with the baseline (an
+      identity such as "rho = 0 is FedDyn exactly", or a device-agreement
+      check), so it is not expected to fail under the config's ``swap``;
+      ``''`` for a comparison, which must fail swapped.
+    reason: Set by :func:`judge` when it overrides ``holds``.
   """
 
   name: str
   ours: float
-  baseline: float
+  baseline: float | None
   threshold: float
   holds: bool
   text: str = ''
+  runs: tuple[str, ...] | None = None
+  about_divergence: bool = False
+  swap_exempt: str = ''
+  reason: str = ''
+
+
+# Finite values beyond this magnitude count as a blow-up (a float32 run that
+# diverges overflows to inf well before; a float64 one reaches 1e20 only by
+# diverging: no trace or state of this library holds such values otherwise).
+DIVERGENCE_BOUND = 1e20
+
+# Boolean trace/state fields with these words in their name are divergence
+# flags set by the solvers themselves (e.g. FedAvgTrace.nonfinite).
+_FLAG_WORDS = ('diverged', 'nonfinite')
+
+
+@dataclasses.dataclass
+class RunHealth:
+  """Whether one run (a method or a baseline, all its seeds) stayed sound.
+
+  Attributes:
+    name: The run's name (:func:`train`'s ``name``).
+    num_seeds: Seeds in the run (1 when it has no seed axis).
+    bad_seeds: Seeds that went non-finite, past :data:`DIVERGENCE_BOUND`,
+      raised a divergence flag, or met the run's own ``diverged`` test.
+    reason: What happened, for the first bad seed.
+    may_diverge: The run is a divergence probe (a claim about divergence
+      uses it); claims that do not say so never rest on it.
+  """
+
+  name: str
+  num_seeds: int
+  bad_seeds: list[int]
+  reason: str = ''
+  may_diverge: bool = False
+
+  @property
+  def healthy(self) -> bool:
+    return not self.bad_seeds
+
+
+_RUNS: contextvars.ContextVar[list[RunHealth] | None] = contextvars.ContextVar(
+  'jaxopt_papers_runs', default=None
+)
+
+
+@contextlib.contextmanager
+def recording():
+  """Collects the :class:`RunHealth` of every run started inside the block.
+
+  :func:`run` wraps each experiment in it; use it to judge an experiment
+  module called directly::
+
+    with experiment.recording() as runs:
+      report = module.run(config)
+    report = experiment.judge(report, runs)
+  """
+  token = _RUNS.set([])
+  try:
+    yield _RUNS.get()
+  finally:
+    _RUNS.reset(token)
+
+
+def _path_name(path) -> str:
+  return jax.tree_util.keystr(path, simple=True, separator='.') or 'value'
+
+
+def _inspect(
+  tree: Any,
+  what: str,
+  seed_axis: int | None,
+  has_steps: bool,
+  bound: float,
+  ignore: Sequence[str],
+) -> tuple[list[np.ndarray], dict[int, str]]:
+  """Per-seed badness of each leaf of ``tree`` and a message per bad seed.
+
+  Returns ``[seeds]`` (or ``[1]``, for leaves without the seed axis) bool
+  arrays, and ``{seed: message}`` for the first bad leaf of each seed.
+  """
+  out, why = [], {}
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+    if leaf is None or _is_key(leaf):
+      continue
+    name = f'{what}.{_path_name(path)}'
+    if any(name == i or name.startswith(i + '.') for i in ignore):
+      continue
+    x = np.asarray(jax.device_get(leaf))
+    if x.dtype == bool:
+      if not any(w in name.lower() for w in _FLAG_WORDS):
+        continue
+      bad = x
+    elif np.issubdtype(x.dtype, np.inexact):
+      with np.errstate(invalid='ignore', over='ignore'):
+        bad = ~np.isfinite(x) | (np.abs(x) > bound)
+    else:
+      continue
+    axis = seed_axis if seed_axis is not None and x.ndim > seed_axis else None
+    lead = bad[None] if axis is None else np.moveaxis(bad, axis, 0)
+    per_seed = np.any(lead.reshape(lead.shape[0], -1), axis=1)
+    out.append(per_seed)
+    vals = x[None] if axis is None else np.moveaxis(x, axis, 0)
+    for s in np.flatnonzero(per_seed):
+      if int(s) in why:
+        continue
+      idx = tuple(np.argwhere(lead[s])[0]) if lead[s].ndim else ()
+      v = vals[s][idx]
+      where = f' at step {idx[0]}' if has_steps and idx else ''
+      if x.dtype == bool:
+        desc = 'divergence flag set'
+      elif not np.isfinite(v):
+        desc = f'{float(v)} is not finite'
+      else:
+        desc = f'|{float(v):.3g}| exceeds {bound:.0e}'
+      why[int(s)] = f'{name}{where}: {desc}'
+  return out, why
+
+
+def check_run(
+  name: str,
+  trace: Any = None,
+  state: Any = None,
+  *,
+  seeded: bool = False,
+  may_diverge: bool = False,
+  diverged: Callable[[Any, Any], Any] | None = None,
+  ignore: Sequence[str] = (),
+  bound: float = DIVERGENCE_BOUND,
+) -> RunHealth:
+  """Inspects a finished run and records it in the active :func:`recording`.
+
+  A seed is bad when any floating value of ``trace`` or ``state`` is not
+  finite or exceeds ``bound`` in magnitude, when a boolean field named
+  ``*diverged*`` / ``*nonfinite*`` is set, or when ``diverged(state,
+  trace)`` is True for it. :func:`train` calls this for every run; call it
+  directly for results computed without :func:`train` (closed forms,
+  a solver's ``run``).
+
+  Args:
+    name: The run's name, as claims refer to it.
+    trace: Trace with leading step axis (``[T, seeds, ...]`` if ``seeded``).
+    state: Final state (``[seeds, ...]`` leaves if ``seeded``).
+    seeded: Whether the run carries a seed axis (trace axis 1, state axis 0).
+    may_diverge: The run is a divergence probe (see :class:`RunHealth`).
+    diverged: Optional ``(state, trace) -> bool`` (``[seeds]`` if seeded):
+      the experiment's own divergence test, e.g. a loss above its start.
+    ignore: Fields that hold sentinels rather than values (``inf`` for "not
+      computed yet"), named as in the reasons (``'trace.kkt'``,
+      ``'state.residual'``); say why where you pass it.
+    bound: Magnitude counted as a blow-up.
+
+  Returns:
+    The :class:`RunHealth` (also appended to the active recording).
+  """
+  t_bad, t_why = _inspect(
+    trace, 'trace', 1 if seeded else None, True, bound, ignore
+  )
+  s_bad, s_why = _inspect(
+    state, 'state', 0 if seeded else None, False, bound, ignore
+  )
+  bad = t_bad + s_bad
+  why = {**s_why, **t_why}
+  if diverged is not None:
+    d = np.atleast_1d(np.asarray(jax.device_get(diverged(state, trace)), bool))
+    bad.append(d)
+    for s in np.flatnonzero(d):
+      why.setdefault(int(s), "the experiment's divergence test")
+  num_seeds = max([b.shape[0] for b in bad] + [1])
+  per_seed = np.zeros([num_seeds], bool)
+  for b in bad:
+    per_seed = per_seed | np.broadcast_to(b, per_seed.shape)
+  bad_seeds = [int(s) for s in np.flatnonzero(per_seed)]
+  reason = ''
+  if bad_seeds:
+    first = bad_seeds[0]
+    seeds = f'seed {first}' if seeded else 'the run'
+    more = f' ({len(bad_seeds)} of {num_seeds} seeds bad)' if seeded else ''
+    reason = f'{seeds}: {why.get(first, "not finite")}{more}'
+  health = RunHealth(name, num_seeds, bad_seeds, reason, may_diverge)
+  runs = _RUNS.get()
+  if runs is not None:
+    runs.append(health)
+  return health
+
+
+def _finite(x: Any) -> bool:
+  return isinstance(x, int | float | np.number) and bool(np.isfinite(x))
+
+
+def judge(report: 'Report', runs: list[RunHealth]) -> 'Report':
+  """Applies the rules no claim may break; returns ``report`` updated.
+
+  * A claim rests on the runs it names (``Claim.runs``), or on every run not
+    recorded with ``may_diverge=True``. If one of them is unhealthy, the
+    claim is ``NO`` with the run, the seed and what happened, unless the
+    claim is ``about_divergence`` and that run is a divergence probe.
+  * ``ours`` and ``threshold`` must be finite, ``baseline`` finite or
+    ``None``.
+
+  Raises:
+    ValueError: for mistakes of the experiment itself: no run recorded, a
+      claim naming an unknown run, a divergence probe used by a claim that
+      is not about divergence, or a probe no claim is about.
+  """
+  report.runs = list(runs)
+  if not runs:
+    raise ValueError(
+      f'{report.paper}: the experiment recorded no run; train through '
+      '`experiment.train` or record results with `experiment.check_run`'
+    )
+  names = {r.name for r in runs}
+  probes = {r.name for r in runs if r.may_diverge}
+  used_probes = set()
+  for claim in report.claims:
+    if claim.about_divergence and claim.runs is None:
+      raise ValueError(
+        f'{report.paper}: claim {claim.name!r} is about divergence and must '
+        'name its runs (`Claim.runs`)'
+      )
+    if claim.runs is None:
+      deps = [r for r in runs if not r.may_diverge]
+    else:
+      unknown = set(claim.runs) - names
+      if unknown:
+        raise ValueError(
+          f'{report.paper}: claim {claim.name!r} names unknown runs '
+          f'{sorted(unknown)}; recorded: {sorted(names)}'
+        )
+      deps = [r for r in runs if r.name in claim.runs]
+    reasons = []
+    for r in deps:
+      if r.may_diverge:
+        if not claim.about_divergence:
+          raise ValueError(
+            f'{report.paper}: claim {claim.name!r} rests on the divergence '
+            f'probe {r.name!r} but does not declare `about_divergence`'
+          )
+        used_probes.add(r.name)
+        continue
+      if not r.healthy:
+        reasons.append(f'run {r.name!r} {r.reason}')
+    for field in ('ours', 'threshold', 'baseline'):
+      value = getattr(claim, field)
+      if field == 'baseline' and value is None:
+        continue
+      if not _finite(value):
+        reasons.append(f'{field} = {value!r} is not a finite number')
+    if reasons:
+      claim.holds = False
+      claim.reason = '; '.join(reasons)
+  unused = probes - used_probes
+  if unused:
+    raise ValueError(
+      f'{report.paper}: runs {sorted(unused)} are recorded with '
+      '`may_diverge=True` but no claim about divergence uses them'
+    )
+  return report
 
 
 @dataclasses.dataclass
@@ -92,6 +381,8 @@ class Report:
   curves: dict[str, Curve] = dataclasses.field(default_factory=dict)
   notes: str = ''
   seconds: float = 0.0
+  runs: list['RunHealth'] = dataclasses.field(default_factory=list)
+  swapped: bool = False
 
   @property
   def holds(self) -> bool:
@@ -103,12 +394,18 @@ class Report:
   @classmethod
   def from_dict(cls, d: Mapping[str, Any]) -> 'Report':
     d = dict(d)
-    numeric = ('ours', 'baseline', 'threshold')
-    d['claims'] = [
-      Claim(**{k: float(v) if k in numeric else v for k, v in c.items()})
-      for c in d['claims']
-    ]
+    claims = []
+    for c in d['claims']:
+      c = dict(c)
+      for k in ('ours', 'baseline', 'threshold'):
+        if c.get(k) is not None:
+          c[k] = float(c[k])
+      if c.get('runs') is not None:
+        c['runs'] = tuple(c['runs'])
+      claims.append(Claim(**c))
+    d['claims'] = claims
     d['curves'] = {k: Curve(**c) for k, c in d.get('curves', {}).items()}
+    d['runs'] = [RunHealth(**r) for r in d.get('runs', [])]
     return cls(**d)
 
 
@@ -127,10 +424,21 @@ def _jsonable(x: Any) -> Any:
 
 
 def build(config, **overrides: Any) -> Any:
-  """``papers.get(config.paper)(**config.algo, **overrides)``."""
+  """``papers.get(config.paper)(**config.algo, **overrides)``.
+
+  A ``ValueError`` of the constructor names the config path
+  (```algo.lam```), so a bad ``--config.algo.lam`` reads as such.
+  """
   kwargs = dict(config.algo)
   kwargs.update(overrides)
-  return papers.get(config.paper)(**kwargs)
+  try:
+    return papers.get(config.paper)(**kwargs)
+  except ValueError as e:
+    message = str(e)
+    for key in config.algo:
+      if key not in overrides:
+        message = message.replace(f'`{key}`', f'`algo.{key}`')
+    raise ValueError(message) from e
 
 
 def tree_bytes(tree: Any) -> int:
@@ -144,6 +452,51 @@ def tree_bytes(tree: Any) -> int:
       x = jax.random.key_data(x)
     total += x.size * jnp.dtype(x.dtype).itemsize
   return int(total)
+
+
+def seeds_needed(fraction: float, num_seeds: int) -> int:
+  """The least seed count that is at least ``fraction`` of ``num_seeds``.
+
+  Seed-count thresholds are fractions in the configs, so ``num_seeds`` can
+  change from the command line (``0.9`` of 3 seeds is 3, of 10 is 9).
+  """
+  if not 0.0 <= fraction <= 1.0:
+    raise ValueError(f'`fraction` must be in [0, 1], got {fraction!r}')
+  return int(np.ceil(fraction * num_seeds - 1e-9))
+
+
+def seed_keys(config) -> tuple[jax.Array, jax.Array]:
+  """``(problem_keys, run_keys)``, one of each per seed of ``config``.
+
+  ``problem_keys = split(key(config.seed), config.num_seeds)`` draw each
+  seed's problem; ``run_keys[i] = fold_in(problem_keys[i], 1)`` drive its
+  runs, so every method of a seed sees the same problem and the same
+  draws (participation, noise, minibatches).
+  """
+  keys = jax.random.split(jax.random.key(config.seed), config.num_seeds)
+  return keys, jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+
+
+def chunking(config, workdir: str | None) -> dict[str, Any]:
+  """:func:`train`'s ``chunk_size``, ``ckpt_every`` and ``workdir``.
+
+  From ``config.log_every`` and ``config.ckpt_every``: pass as
+  ``train(..., **experiment.chunking(config, workdir))``.
+  """
+  return dict(
+    chunk_size=config.log_every, ckpt_every=config.ckpt_every, workdir=workdir
+  )
+
+
+def in_x64(run_fn: Callable[..., 'Report']) -> Callable[..., 'Report']:
+  """Runs an experiment's ``run(config, workdir)`` with float64 enabled."""
+
+  @functools.wraps(run_fn)
+  def wrapped(*args: Any, **kwargs: Any) -> 'Report':
+    with jax.enable_x64(True):
+      return run_fn(*args, **kwargs)
+
+  return wrapped
 
 
 # ----------------------------------------------------------------- training
@@ -255,11 +608,12 @@ def train_seeds(
   ``params`` and ``keys`` have a leading seed axis, as does ``data`` unless
   ``data_axis`` is ``None`` (one problem shared by the seeds);
   ``train_kwargs`` are :func:`train`'s. Returns its ``(state, trace)`` with
-  the seed axis after the step axis in the trace.
+  the seed axis after the step axis in the trace; its health is recorded
+  per seed.
   """
   state = jax.vmap(solver.init)(params, keys)
   step = jax.vmap(solver.step, in_axes=(0, data_axis))
-  return train(step, state, data, **train_kwargs)
+  return train(step, state, data, seeded=True, **train_kwargs)
 
 
 def append_final(history: Any, final: Any) -> np.ndarray:
@@ -282,8 +636,15 @@ def train(
   ckpt_every: int | None = None,
   name: str = 'run',
   callback: Callable[[int, dict[str, float]], None] | None = None,
+  seeded: bool = False,
+  may_diverge: bool = False,
+  diverged: Callable[[Any, Any], Any] | None = None,
+  ignore: Sequence[str] = (),
 ) -> tuple[Any, Any]:
   """Runs ``num_steps`` steps of ``step_fn`` in jitted chunks.
+
+  The finished run's health (finite, bounded, no divergence flag; see
+  :func:`check_run`) is recorded under ``name`` for the claims.
 
   Args:
     step_fn: Pure ``(state, data) -> (state, trace_row)``, e.g. a solver's
@@ -301,6 +662,11 @@ def train(
     callback: Called after every chunk with ``(step, metrics)`` where the
       metrics are the trace fields of the chunk's last row (averaged over
       any extra axes, e.g. seeds). Raising from it interrupts the run.
+    seeded: ``step_fn`` is vmapped over seeds (state leaves ``[seeds,
+      ...]``): health is judged per seed.
+    may_diverge: The run is a divergence probe (:class:`RunHealth`).
+    diverged: The experiment's own divergence test (:func:`check_run`).
+    ignore: Sentinel fields not judged (:func:`check_run`).
 
   Returns:
     ``(final_state, trace)``: the trace as NumPy arrays with a leading axis
@@ -357,9 +723,20 @@ def train(
     if ckpt is not None:
       ckpt.close()
   if not row_leaves:
-    return state, jax.tree.unflatten(treedef, [])
-  trace = [np.concatenate(c)[:num_steps] for c in zip(*chunks, strict=True)]
-  return state, jax.tree.unflatten(treedef, trace)
+    trace = jax.tree.unflatten(treedef, [])
+  else:
+    leaves = [np.concatenate(c)[:num_steps] for c in zip(*chunks, strict=True)]
+    trace = jax.tree.unflatten(treedef, leaves)
+  check_run(
+    name,
+    trace,
+    state,
+    seeded=seeded,
+    may_diverge=may_diverge,
+    diverged=diverged,
+    ignore=ignore,
+  )
+  return state, trace
 
 
 def _leaf_names(tree: Any) -> list[str]:
@@ -386,15 +763,23 @@ def load_report(path: str) -> Report:
     return Report.from_dict(json.load(f))
 
 
-def plot_report(report: Report, path: str) -> None:
-  """One panel per curve; saved as a PNG (Agg backend, no display needed)."""
-  import matplotlib
+def plot_report(report: Report, path: str | None = None) -> None:
+  """One panel per curve: saved as a PNG at ``path``, or shown (notebooks).
 
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
+  Saving builds a ``matplotlib.figure.Figure`` directly (no pyplot state,
+  no display needed); ``path=None`` draws with pyplot and calls ``show``.
+  """
   n = len(report.curves)
-  fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.6), squeeze=False)
+  size = (5 * n, 3.6)
+  if path is None:
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=size)
+  else:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+  axes = fig.subplots(1, n, squeeze=False)
   for ax, (title, c) in zip(axes[0], report.curves.items(), strict=True):
     for label, ys in c.series.items():
       ax.plot(c.x[: len(ys)], ys, label=label)
@@ -405,22 +790,31 @@ def plot_report(report: Report, path: str) -> None:
   holds = 'all claims hold' if report.holds else 'a claim FAILED'
   fig.suptitle(f'{report.paper} ({report.preset}): {holds}')
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  if path is None:
+    plt.show()
+  else:
+    fig.savefig(path, dpi=100)
 
 
 def run(config, workdir: str | None = None) -> Report:
   """Runs ``config.paper``'s experiment; writes its report into ``workdir``.
 
+  Every run the experiment trains is recorded, and :func:`judge` fails any
+  claim that rests on a run that went non-finite or diverged.
+
   Args:
     config: A ``get_config(preset)`` ConfigDict (has ``paper`` and
-      ``preset``).
+      ``preset``; ``swapped`` when :func:`configs.common.apply_swap` made
+      it).
     workdir: Output directory (checkpoints, ``report.json``, ``curves.png``);
       ``None`` runs without writing anything.
   """
   module = papers.load_experiment(config.paper)
   start = time.perf_counter()
-  report = module.run(config, workdir)
+  with recording() as runs:
+    report = module.run(config, workdir)
+  report = judge(report, runs)
+  report.swapped = bool(config.get('swapped', False))
   report.seconds = time.perf_counter() - start
   if workdir is not None and jax.process_index() == 0:
     save_report(report, workdir)

@@ -3,15 +3,22 @@
 Usage::
 
   python -m jaxopt_papers.reproduce --paper=all --preset=quick \\
-      [--workdir=DIR] [--strict] [--list]
+      [--workdir=DIR] [--strict] [--swap] [--list]
 
 For each paper it runs ``experiments/<id>.py`` on the preset's config through
 the driver (:mod:`jaxopt_papers.experiment`), writes ``DIR/<id>/report.json``
 and ``DIR/<id>/curves.png``, and prints one scoreboard row per claim: paper,
-claim, ours, baseline, threshold, holds. With a workdir, an interrupted run
-resumes from its checkpoints when started again with the same arguments.
-``--strict`` exits with status 1 when any claim fails. Progress goes to
-stderr (the stdlib logger ``'jaxopt_papers'``).
+claim, ours, baseline, threshold, holds. A claim never holds on a run that
+went non-finite or diverged; the reason is printed under the table. With a
+workdir, an interrupted run resumes from its checkpoints when started again
+with the same arguments. ``--strict`` exits with status 1 when any claim
+fails. Progress goes to stderr (the stdlib logger ``'jaxopt_papers'``).
+
+``--swap`` runs each paper with its config's declared swap applied (the
+baseline in the method's place, :func:`configs.common.apply_swap`) and
+prints, per claim, whether it now fails, as it must: a comparison that still
+holds swapped is "NOT DISCRIMINATING" (and fails ``--strict``); claims that
+are identities, not comparisons, say why they are exempt.
 """
 
 import argparse
@@ -24,10 +31,17 @@ import time
 from collections.abc import Sequence
 
 from jaxopt_papers import experiment, papers
+from jaxopt_papers.configs import common
 
 log = experiment.log
 
-__all__ = ['enable_progress', 'main', 'reproduce', 'scoreboard']
+__all__ = [
+  'enable_progress',
+  'main',
+  'not_discriminating',
+  'reproduce',
+  'scoreboard',
+]
 
 
 def enable_progress(stream=None) -> None:
@@ -42,20 +56,47 @@ def enable_progress(stream=None) -> None:
   log.propagate = False
 
 
-def _fmt(x: float) -> str:
-  if isinstance(x, float) and math.isnan(x):
+def _fmt(x: float | None) -> str:
+  if x is None or (isinstance(x, float) and math.isnan(x)):
     return '-'
   if x == 0 or 1e-3 <= abs(x) < 1e5:
     return f'{x:.4g}'
   return f'{x:.3e}'
 
 
+def _swap_verdict(c: experiment.Claim) -> str:
+  if c.swap_exempt:
+    return 'exempt'
+  return 'NOT DISCRIMINATING' if c.holds else 'fails (ok)'
+
+
+def not_discriminating(
+  reports: Sequence[experiment.Report],
+) -> list[tuple[str, str]]:
+  """``(paper, claim)`` of swapped reports' comparisons that still hold."""
+  return [
+    (r.paper, c.name)
+    for r in reports
+    if r.swapped
+    for c in r.claims
+    if c.holds and not c.swap_exempt
+  ]
+
+
 def scoreboard(reports: Sequence[experiment.Report]) -> str:
-  """A plain-text table with one row per claim."""
-  header = ('paper', 'claim', 'ours', 'baseline', 'threshold', 'holds')
+  """A plain-text table with one row per claim, then the reasons.
+
+  A swapped report's last column says whether each claim failed, as it must
+  under the swap, instead of whether it held.
+  """
+  swapped = any(r.swapped for r in reports)
+  last = 'swapped' if swapped else 'holds'
+  header = ('paper', 'claim', 'ours', 'baseline', 'threshold', last)
   rows = [header]
+  notes = []
   for r in reports:
     for c in r.claims:
+      verdict = _swap_verdict(c) if r.swapped else ('yes' if c.holds else 'NO')
       rows.append(
         (
           r.paper,
@@ -63,15 +104,23 @@ def scoreboard(reports: Sequence[experiment.Report]) -> str:
           _fmt(c.ours),
           _fmt(c.baseline),
           _fmt(c.threshold),
-          'yes' if c.holds else 'NO',
+          verdict,
         )
       )
+      if c.reason:
+        notes.append(f'{r.paper}: {c.name}: NO because {c.reason}')
+      if c.swap_exempt:
+        notes.append(
+          f'{r.paper}: {c.name}: exempt from the swap: {c.swap_exempt}'
+        )
   widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
   lines = [
     '  '.join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
     for row in rows
   ]
   lines.insert(1, '  '.join('-' * w for w in widths))
+  if notes:
+    lines += [''] + notes
   return '\n'.join(line.rstrip() for line in lines)
 
 
@@ -98,6 +147,7 @@ def reproduce(
   preset: str = 'quick',
   workdir: str | None = None,
   configs: dict | None = None,
+  swap: bool = False,
 ) -> list[experiment.Report]:
   """Runs the experiments of ``paper_ids``; returns their reports.
 
@@ -105,19 +155,39 @@ def reproduce(
     paper_ids: Registry ids.
     preset: Config preset passed to ``get_config``.
     workdir: Root output directory; each paper writes into
-      ``workdir/<id>``. ``None`` writes nothing.
+      ``workdir/<id>`` (``workdir/<id>-swap`` when swapped). ``None``
+      writes nothing.
     configs: Optional ``{paper_id: config}`` overriding the preset's config.
+    swap: Apply each config's declared swap first.
   """
   reports = []
   for i, pid in enumerate(paper_ids):
     config = (configs or {}).get(pid) or papers.load_config(pid, preset)
-    sub = None if workdir is None else os.path.join(workdir, pid)
+    if swap:
+      config = common.apply_swap(config)
+    name = f'{pid}-swap' if swap else pid
+    sub = None if workdir is None else os.path.join(workdir, name)
     if sub is not None:
       _check_workdir(sub, config)
-    log.info('[%d/%d] %s (%s preset)', i + 1, len(paper_ids), pid, preset)
+    log.info(
+      '[%d/%d] %s (%s preset%s)',
+      i + 1,
+      len(paper_ids),
+      pid,
+      config.preset,
+      ', swapped' if swap else '',
+    )
     start = time.perf_counter()
     report = experiment.run(config, sub)
-    verdict = 'all claims hold' if report.holds else 'a claim FAILED'
+    if swap:
+      left = sum(c.holds and not c.swap_exempt for c in report.claims)
+      verdict = (
+        f'{left} comparison(s) still hold swapped'
+        if left
+        else 'every comparison fails swapped'
+      )
+    else:
+      verdict = 'all claims hold' if report.holds else 'a claim FAILED'
     log.info(
       '[%d/%d] %s done in %.1f s: %s',
       i + 1,
@@ -150,10 +220,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument(
     '--paper', default='all', help="registry id(s), comma-separated, or 'all'"
   )
-  parser.add_argument('--preset', default='quick', help='quick | full')
+  parser.add_argument(
+    '--preset', default='quick', help=' | '.join(common.PRESETS)
+  )
   parser.add_argument('--workdir', default=None, help='output directory')
   parser.add_argument(
     '--strict', action='store_true', help='exit 1 when a claim fails'
+  )
+  parser.add_argument(
+    '--swap',
+    action='store_true',
+    help="apply each config's swap (baseline in the method's place); "
+    'every comparison claim must then fail',
   )
   parser.add_argument(
     '--list', action='store_true', help='print the registry and exit'
@@ -176,10 +254,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_registry_listing())
     return 0
   enable_progress()
-  reports = reproduce(paper_ids(args.paper), args.preset, args.workdir)
+  reports = reproduce(
+    paper_ids(args.paper), args.preset, args.workdir, swap=args.swap
+  )
   print(scoreboard(reports))
   if args.workdir:
     print(f'\nreports and curves under {args.workdir}/<paper>/')
+  if args.swap:
+    left = not_discriminating(reports)
+    for paper, claim in left:
+      print(f'not discriminating: {paper}: {claim}')
+    return 1 if (args.strict and left) else 0
   failed = [r.paper for r in reports if not r.holds]
   if failed:
     print(f'claims failed for: {", ".join(failed)}')

@@ -9,6 +9,10 @@ Examples::
   python scripts/reproduce.py --workdir=/tmp/frugal \
       --config=jaxopt_papers/configs/frugal.py:full --config.num_steps=2000
 
+  # The baseline in the method's place: every comparison must fail.
+  python scripts/reproduce.py --config=jaxopt_papers/configs/cbo.py:quick \
+      --swap --strict
+
   # Simulate 4 devices on a CPU host:
   python scripts/reproduce.py --paper=cbo --num_cpu_devices=4
 
@@ -23,9 +27,20 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 _PAPER = flags.DEFINE_string('paper', 'all', "registry id(s) or 'all'")
-_PRESET = flags.DEFINE_string('preset', 'quick', 'config preset: quick | full')
+_PRESET = flags.DEFINE_string(
+  'preset', 'quick', 'config preset: smoke | quick | full'
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'output directory')
-_STRICT = flags.DEFINE_bool('strict', False, 'exit 1 when a claim fails')
+_STRICT = flags.DEFINE_bool(
+  'strict',
+  False,
+  'exit 1 when a claim fails (with --swap: when a comparison still holds)',
+)
+_SWAP = flags.DEFINE_bool(
+  'swap',
+  False,
+  "apply the config's declared swap (the baseline in the method's place)",
+)
 _CONFIG = config_flags.DEFINE_config_file(
   'config',
   None,
@@ -68,15 +83,26 @@ def main(argv):
   config = _CONFIG.value
   if config is not None:
     reports = reproduce.reproduce(
-      [config.paper], config.preset, _WORKDIR.value, {config.paper: config}
+      [config.paper],
+      config.preset,
+      _WORKDIR.value,
+      {config.paper: config},
+      swap=_SWAP.value,
     )
   else:
     reports = reproduce.reproduce(
-      reproduce.paper_ids(_PAPER.value), _PRESET.value, _WORKDIR.value
+      reproduce.paper_ids(_PAPER.value),
+      _PRESET.value,
+      _WORKDIR.value,
+      swap=_SWAP.value,
     )
   if jax.process_index() == 0:
     print(reproduce.scoreboard(reports))
-  if _STRICT.value and not all(r.holds for r in reports):
+  if _SWAP.value:
+    failed = bool(reproduce.not_discriminating(reports))
+  else:
+    failed = not all(r.holds for r in reports)
+  if _STRICT.value and failed:
     sys.exit(1)
 
 

@@ -1,65 +1,80 @@
-"""Every notebook in colabs/ runs end to end (nbclient, the test's Python)."""
+"""The notebooks in colabs/: generated from the registry, run top to bottom.
 
+Each notebook is built by ``scripts/make_colabs.py`` from its papers'
+``experiments/<id>.py: notebook(smoke)`` cells; the committed files must
+hold exactly those cells, and every cell must run with ``smoke = True``
+(the smallest sizes: seconds per paper). The quick claims are checked once,
+by ``tests/experiments/claims_test.py``.
+"""
+
+import importlib.util
 import os
 import pathlib
 import sys
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-COLABS = sorted((pathlib.Path(__file__).parents[1] / 'colabs').glob('*.ipynb'))
+from jaxopt_papers import papers
 
-
-def test_there_are_notebooks():
-  names = {p.name for p in COLABS}
-  assert {
-    'optim.ipynb',
-    'solvers.ipynb',
-    'function_space.ipynb',
-    'distributed.ipynb',
-    'federated.ipynb',
-  } <= names
+ROOT = pathlib.Path(__file__).parents[1]
+COLABS = sorted((ROOT / 'colabs').glob('*.ipynb'))
 
 
-@pytest.mark.parametrize('path', COLABS, ids=lambda p: p.name)
-def test_notebook_runs(path, tmp_path, monkeypatch):
-  nb = nbformat.read(path, as_version=4)
-  # The kernel must be this interpreter (the project's venv), and must not
-  # inherit the 4 simulated devices of conftest (a user's session has 1).
-  monkeypatch.setenv('PATH', os.path.dirname(sys.executable), prepend=':')
-  monkeypatch.setenv('MPLBACKEND', 'Agg')
-  client = NotebookClient(
-    nb,
-    timeout=600,
-    kernel_name='python3',
-    resources={'metadata': {'path': str(tmp_path)}},
+def _generator():
+  spec = importlib.util.spec_from_file_location(
+    'make_colabs', ROOT / 'scripts' / 'make_colabs.py'
   )
-  client.execute()
-  text = ''.join(
-    o.get('text', '')
-    for c in nb.cells
-    if c.cell_type == 'code'
-    for o in c.get('outputs', [])
-  )
-  # The claim cells print scoreboards (tests/experiments/claims_test.py
-  # leaves the claims of those papers to this test): every claim holds.
-  failed = [line for line in text.splitlines() if 'NO' in line]
-  assert 'yes' in text and not failed, 'claims failed:\n' + '\n'.join(failed)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)  # writes nothing
+  return module
+
+
+make_colabs = _generator()
+
+
+def test_every_paper_is_in_a_notebook():
+  names = {b.name for b in papers.NOTEBOOKS}
+  for spec in papers.PAPERS:
+    assert spec.colab in names, spec.id
+  assert {p.name for p in COLABS} == set(make_colabs.notebooks())
 
 
 def test_notebooks_match_their_generator():
   """colabs/*.ipynb hold exactly the cells scripts/make_colabs.py writes."""
-  import importlib.util
-
-  root = pathlib.Path(__file__).parents[1]
-  spec = importlib.util.spec_from_file_location(
-    'make_colabs', root / 'scripts' / 'make_colabs.py'
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)  # registers the notebooks, writes nothing
-  assert set(module.NOTEBOOKS) == {p.name for p in COLABS}
+  generated = make_colabs.notebooks()
   for path in COLABS:
     committed = [c.source for c in nbformat.read(path, as_version=4).cells]
-    generated = [c.source for c in module.NOTEBOOKS[path.name].cells]
-    assert committed == generated, f'{path.name}: run scripts/make_colabs.py'
+    cells = [c.source for c in generated[path.name].cells]
+    assert committed == cells, f'{path.name}: run scripts/make_colabs.py'
+
+
+def test_cells_are_cut_at_the_markers():
+  def notebook(smoke=False):
+    """Docstring, not a cell."""
+    # %% [markdown]
+    # ## Title
+    #
+    # Text.
+    # %%
+    x = 1 if smoke else 2
+    print(x)
+
+  cells = make_colabs.cells_of(notebook)
+  assert cells == [
+    ('markdown', '## Title\n\nText.'),
+    ('code', 'x = 1 if smoke else 2\nprint(x)'),
+  ]
+
+
+@pytest.mark.parametrize('path', COLABS, ids=lambda p: p.name)
+def test_notebook_runs_at_smoke_size(path, tmp_path, monkeypatch):
+  nb = make_colabs.set_smoke(nbformat.read(path, as_version=4), True)
+  # The kernel must be this interpreter (the project's venv), and must not
+  # inherit the 4 simulated devices of conftest (a user's session has 1).
+  monkeypatch.setenv('PATH', os.path.dirname(sys.executable), prepend=':')
+  monkeypatch.setenv('MPLBACKEND', 'Agg')
+  monkeypatch.delenv('XLA_FLAGS', raising=False)
+  make_colabs.execute(nb, str(tmp_path))  # raises on the first failing cell
+  ran = [c for c in nb.cells if c.cell_type == 'code']
+  assert all(c.get('execution_count') for c in ran)

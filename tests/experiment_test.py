@@ -161,3 +161,155 @@ def test_report_round_trip_and_png(tmp_path):
   assert back.claims[0] == report.claims[0]
   assert not back.holds and report.claims[0].holds
   assert back.curves['loss'].series['ours'] == [3, 2, 1]
+
+
+# ------------------------------------------------------------ run health
+
+
+def test_check_run_finds_the_bad_seed_and_step():
+  trace = {'loss': np.ones((5, 3)), 'ok': np.zeros((5, 3), bool)}
+  trace['loss'][3, 1] = np.nan
+  state = {'x': np.ones((3, 2))}
+  health = experiment.check_run('m', trace, state, seeded=True)
+  assert health.bad_seeds == [1] and health.num_seeds == 3
+  assert 'seed 1' in health.reason and 'trace.loss at step 3' in health.reason
+  assert 'nan' in health.reason
+
+
+def test_check_run_blowup_flags_and_own_test():
+  big = experiment.check_run('m', {'x': np.array([1.0, 6.6e147])})
+  assert not big.healthy and 'exceeds 1e+20' in big.reason
+  # A boolean divergence flag raised by a solver.
+  flag = experiment.check_run(
+    'm', {'nonfinite': np.array([[False, True], [False, False]])}, seeded=True
+  )
+  assert flag.bad_seeds == [1] and 'divergence flag' in flag.reason
+  # Other booleans and integers are not health signals.
+  fine = experiment.check_run(
+    'm', {'active': np.ones((2, 2), bool), 'n': np.full((2, 2), 10**12)}
+  )
+  assert fine.healthy
+  # The experiment's own divergence test, per seed.
+  own = experiment.check_run(
+    'm',
+    {'loss': np.array([[1.0, 1.0], [0.5, 3.0]])},
+    seeded=True,
+    diverged=lambda state, trace: trace['loss'][-1] > trace['loss'][0],
+  )
+  assert own.bad_seeds == [1] and 'divergence test' in own.reason
+  # Sentinels can be ignored by name.
+  sentinel = {'kkt': np.array([np.inf, 1e-3]), 'x': np.ones(2)}
+  assert not experiment.check_run('m', sentinel).healthy
+  assert experiment.check_run('m', sentinel, ignore=('trace.kkt',)).healthy
+  # Typed keys are skipped.
+  keyed = {'key': jax.random.key(0), 'x': jnp.ones(2)}
+  assert experiment.check_run('m', None, keyed).healthy
+
+
+def test_train_records_health_only_inside_recording():
+  step = lambda s, _: (s * 10.0, {'x': s})  # blows up: 10^t
+  with experiment.recording() as runs:
+    experiment.train(step, jnp.ones([2]), num_steps=30, name='boom')
+    experiment.train(step, jnp.ones([2]), num_steps=3, name='fine')
+  assert [r.name for r in runs] == ['boom', 'fine']
+  assert not runs[0].healthy and runs[1].healthy
+  experiment.train(step, jnp.ones([2]), num_steps=3)  # no recording: no-op
+
+
+def _claim(name='c', ours=0.5, holds=True, **kw):
+  return experiment.Claim(name, ours, 2.0, 1.0, holds, **kw)
+
+
+def _health(name, healthy=True, may_diverge=False):
+  bad = [] if healthy else [2]
+  reason = '' if healthy else 'seed 2: trace.loss at step 7: nan is not finite'
+  return experiment.RunHealth(name, 3, bad, reason, may_diverge)
+
+
+def _judge(claims, runs):
+  report = experiment.Report('demo', 'quick', claims, {})
+  return experiment.judge(report, runs)
+
+
+def test_judge_fails_claims_resting_on_an_unhealthy_run():
+  runs = [_health('method'), _health('baseline', healthy=False)]
+  report = _judge([_claim('a'), _claim('b', runs=('method',))], runs)
+  a, b = report.claims
+  assert not a.holds and "run 'baseline' seed 2" in a.reason
+  assert b.holds and not b.reason
+  assert report.runs == runs
+
+
+def test_judge_requires_finite_values():
+  report = _judge(
+    [
+      _claim('nan ours', ours=float('nan')),
+      experiment.Claim('nan base', 0.5, float('nan'), 1.0, True),
+      experiment.Claim('no base', 0.5, None, 1.0, True),
+      experiment.Claim('inf thr', 0.5, None, float('inf'), True),
+    ],
+    [_health('m')],
+  )
+  assert [c.holds for c in report.claims] == [False, False, True, False]
+  assert 'ours = nan' in report.claims[0].reason
+
+
+def test_judge_divergence_probes():
+  runs = [_health('eta=0.1'), _health('eta=1', healthy=False, may_diverge=True)]
+  ok = experiment.Claim(
+    'eta=1 diverges',
+    1.0,
+    0.0,
+    1.0,
+    True,
+    runs=('eta=0.1', 'eta=1'),
+    about_divergence=True,
+  )
+  report = _judge([ok, _claim('other')], runs)
+  assert all(c.holds for c in report.claims)  # 'other' skips the probe
+  with pytest.raises(ValueError, match='about_divergence'):
+    _judge([_claim('uses probe', runs=('eta=1',))], runs)
+  with pytest.raises(ValueError, match='no claim about divergence'):
+    _judge([_claim('other')], runs)
+  with pytest.raises(ValueError, match='must name its runs'):
+    _judge([_claim('x', about_divergence=True)], runs)
+  # The healthy run a divergence claim rests on must still be healthy.
+  runs[0] = _health('eta=0.1', healthy=False)
+  report = _judge([ok], runs)
+  assert not report.claims[0].holds and 'eta=0.1' in report.claims[0].reason
+
+
+def test_judge_rejects_experiment_mistakes():
+  with pytest.raises(ValueError, match='recorded no run'):
+    _judge([_claim()], [])
+  with pytest.raises(ValueError, match='unknown runs'):
+    _judge([_claim(runs=('nope',))], [_health('m')])
+
+
+def test_seeds_needed():
+  assert experiment.seeds_needed(0.9, 10) == 9
+  assert experiment.seeds_needed(0.9, 3) == 3
+  assert experiment.seeds_needed(0.9, 100) == 90
+  assert experiment.seeds_needed(0.1, 10) == 1
+  assert experiment.seeds_needed(1.0, 7) == 7
+  with pytest.raises(ValueError, match='fraction'):
+    experiment.seeds_needed(1.5, 3)
+
+
+def test_report_round_trip_keeps_runs_and_claim_fields(tmp_path):
+  report = _judge(
+    [_claim('a', runs=('m',), swap_exempt='identity'), _claim('b')],
+    [_health('m'), _health('n', healthy=False)],
+  )
+  back = experiment.load_report(experiment.save_report(report, str(tmp_path)))
+  assert back.claims == report.claims and back.runs == report.runs
+  assert back.claims[0].runs == ('m',) and back.claims[1].reason
+
+
+def test_build_names_the_config_path_of_a_bad_algo_value():
+  from jaxopt_papers import papers
+
+  config = papers.load_config('cbo', 'smoke')
+  config.algo.dt = -0.1
+  with pytest.raises(ValueError, match='`algo.dt`'):
+    experiment.build(config)

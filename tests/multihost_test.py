@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from jaxopt_papers.core import parallel
+from jaxopt_papers.experiments.cbo import example
 from jaxopt_papers.solvers import cbo
 
 WORKER = os.path.join(os.path.dirname(__file__), 'multihost_worker.py')
@@ -66,7 +67,7 @@ def test_two_processes_match_single_process(tmp_path, num_devices):
   got = np.load(out)
   assert int(got['process_count']) == 2 and int(got['device_count']) == 4
 
-  x0, objective = cbo.example(jax.random.key(0))
+  x0, objective = example(jax.random.key(0))
   mesh = parallel.make_mesh(num_devices, 'particles')
   ref = {}
   for name, m in (('vmap', None), ('mesh', mesh)):

@@ -22,13 +22,14 @@ import numpy as np  # noqa: E402
 from jax.experimental import multihost_utils  # noqa: E402
 
 from jaxopt_papers.core import parallel  # noqa: E402
+from jaxopt_papers.experiments.cbo import example  # noqa: E402
 from jaxopt_papers.solvers import cbo  # noqa: E402
 
 NUM_STEPS = 5
 
 
 def main():
-  x0, objective = cbo.example(jax.random.key(0))
+  x0, objective = example(jax.random.key(0))
   mesh = parallel.make_mesh(None, 'particles')  # all processes' devices
   solver = cbo.CBO(alpha=30.0, sigma=1.0, dt=0.05, mesh=mesh)
   state, trace = jax.jit(

@@ -56,3 +56,50 @@ def test_workdir_of_another_config_is_refused(tmp_path):
   config.num_steps += 1
   with pytest.raises(ValueError, match='different config'):
     reproduce._check_workdir(str(tmp_path), config)
+
+
+def _swapped(holds, exempt=''):
+  report = _report(holds)
+  report.swapped = True
+  report.claims[0].swap_exempt = exempt
+  return report
+
+
+def test_swapped_scoreboard_says_whether_each_claim_failed():
+  table = reproduce.scoreboard(
+    [_swapped(False), _swapped(True), _swapped(True, 'an identity')]
+  )
+  assert table.splitlines()[0].split()[-1] == 'swapped'
+  assert 'fails (ok)' in table and 'NOT DISCRIMINATING' in table
+  assert 'exempt from the swap: an identity' in table
+  left = reproduce.not_discriminating(
+    [_swapped(False), _swapped(True), _swapped(True, 'x')]
+  )
+  assert left == [('demo', 'x < 1')]
+
+
+def test_reasons_are_printed_under_the_table():
+  report = _report(False)
+  report.claims[0].reason = "run 'gd' seed 3: trace.loss at step 9: nan"
+  table = reproduce.scoreboard([report])
+  assert "demo: x < 1: NO because run 'gd' seed 3" in table
+
+
+@pytest.mark.parametrize(
+  'holds, strict, status', [(False, True, 0), (True, False, 0), (True, True, 1)]
+)
+def test_swap_strict_fails_on_a_comparison_that_still_holds(
+  monkeypatch, capsys, holds, strict, status
+):
+  calls = []
+
+  def fake(*args, **kwargs):
+    calls.append(kwargs)
+    return [_swapped(holds)]
+
+  monkeypatch.setattr(reproduce, 'reproduce', fake)
+  argv = ['--paper=cbo', '--swap'] + (['--strict'] if strict else [])
+  assert reproduce.main(argv) == status
+  assert calls[0]['swap'] is True
+  out = capsys.readouterr().out
+  assert ('not discriminating: demo' in out) == holds

@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+from jaxopt_papers import benchmarking, papers
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -47,7 +49,7 @@ def test_reproduce_script_with_config_overrides(tmp_path):
   assert any('4 devices' in c['name'] for c in report['claims'])
 
 
-def test_benchmark_quick(tmp_path):
+def test_benchmark_quick_covers_the_registry(tmp_path):
   out_file = tmp_path / 'bench.json'
   out = _run(
     [
@@ -60,14 +62,28 @@ def test_benchmark_quick(tmp_path):
   )
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out_file.read_text())
-  names = [r['name'] for r in result['optimizers']]
-  assert any(n.startswith('frugal svd') for n in names)
-  assert 'optax.adam' in names and any('galore' in n for n in names)
-  assert len(result['cbo']) == 2
-  groups = ('halpern_vr', 'exact_al', 'matrix_sensing', 'subgm', 'ntk')
-  groups += ('martingale_pe', 'monge_gap', 'cgs', 'onebit_adam', 'econtrol')
-  groups += ('sa_srrw', 'fedavg', 'fedau', 'fedfix', 'dfedsam', 'fedspeed')
-  for group in groups:
-    assert result[group], group
-    assert all(r['name'] for r in result[group])
-  assert len(result['onebit_adam']) == 2  # ran on 4 simulated devices
+  assert result['num_devices'] == 4 and result['quick']
+  assert set(result['papers']) == {s.id for s in papers.PAPERS}
+  for pid, rows in result['papers'].items():
+    assert rows, pid
+    for row in rows:
+      for key in benchmarking.REQUIRED:
+        assert key in row, (pid, row)
+      assert row['us_per_step'] > 0 and row['memory_bytes'] >= 0
+    assert rows[0]['x_baseline'] == 1.0
+
+
+def test_swapped_run_from_the_script(tmp_path):
+  out = _run(
+    [
+      'scripts/reproduce.py',
+      '--config=jaxopt_papers/configs/subgm.py:smoke',
+      '--swap',
+      f'--workdir={tmp_path}',
+    ],
+    tmp_path,
+  )
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert 'swapped' in out.stdout.splitlines()[0]
+  report = json.loads((tmp_path / 'subgm-swap' / 'report.json').read_text())
+  assert report['swapped'] is True

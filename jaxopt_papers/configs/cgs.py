@@ -38,11 +38,10 @@ CALIBRATION (by hand, each threshold fails for its baseline):
   GNN (gnn2) 0.273 / 0.270 / 0.280, constant 0.406 / 0.451 / 0.429. Ratios
   CGS / constant 0.57 / 0.42 / 0.53, CGS / GNN 0.84 / 0.70 / 0.81, GNN /
   constant 0.67 / 0.60 / 0.65. The margins were set after measuring, with
-  room for numerical drift across jax versions: ``max_frac_const = 0.7``
-  (the constant predictor is 1.0 x itself) and ``max_frac_gnn = 0.9`` (the
-  stacked GNN is 1.0 x itself). Swapping the stacked GNN in for the CGS
-  fails claim 4 (1.0 > 0.9); it would pass claim 3, whose baseline is the
-  constant predictor, not the GNN.
+  room for numerical drift across jax versions: ``max_frac_gnn = 0.9`` (the
+  stacked GNN is 1.0 x itself) and ``max_frac_const = 0.62`` (was 0.7,
+  which the stacked GNN swapped in for the CGS also met; see the swap
+  below; the constant predictor is 1.0 x itself).
 
 Honest limits measured while calibrating (quick budget, 300 steps):
 deeper stacked GNNs with more parameters match or beat the CGS: 3 layers
@@ -52,8 +51,24 @@ prototype split): the CGS's advantage over a same-size GNN with one more
 message-passing layer is within seed noise at this budget, so the claim
 uses the same-layer GNN.
 
+Swap (``python -m jaxopt_papers.reproduce --paper=cgs --swap``): ``method =
+'gnn'`` trains the baseline stacked GNN (``gnns[baseline_gnn]``) in the
+CGS's slot. Measured (quick, 2026-12-03): test MSE 0.273 in the CGS's slot
+(the stacked GNN itself), which fails claim 3 (threshold 0.2514) and claim
+4 (1.0 x the GNN, threshold 0.9 x). Claim 3 used to compare with 0.7 x the
+constant predictor, which the stacked GNN also meets (0.67 x at seed 0):
+its threshold is now ``max_frac_const = 0.62``, between the CGS (0.56 x at
+seed 0; 0.42 / 0.53 at seeds 1, 2) and the stacked GNN (0.67 x; 0.60 /
+0.65 at seeds 1, 2: the GNN of seed 1 would still pass, the preset runs
+seed 0). Claims 1-2 are about the CGS's construction (the contraction
+bound for any parameters) and an identity (implicit gradient == direct
+solve), which the stacked GNN, with no fixed point, cannot be put in place
+of: exempt.
+
 ``full`` follows the official GVI config more closely (64 heads, 4 GN
 layers, hidden 64, MLP (128,), decoder (64, 32), batch 64, 5000 steps).
+``smoke`` (seconds): 4 heads, hidden 8, one message-passing layer, graphs
+of 6-11 states, 6 training steps; claims not expected to hold.
 """
 
 import ml_collections
@@ -110,8 +125,37 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_grad_graphs = 4
   c.curve_iters = 30
   c.claim = ml_collections.ConfigDict(
-    dict(grad_rtol=1e-5, max_frac_const=0.7, max_frac_gnn=0.9)
+    dict(grad_rtol=1e-5, max_frac_const=0.62, max_frac_gnn=0.9)
   )
+  # The model in the CGS's slot: 'cgs', or 'gnn' (the swap: the stacked
+  # GNN `gnns[baseline_gnn]` is trained there).
+  c.method = 'cgs'
+  common.declare_swap(c, method='gnn')
+  if c.preset == 'smoke':
+    small = dict(
+      num_heads=4,
+      node_hidden=8,
+      edge_hidden=8,
+      mlp_hidden=(8,),
+      decoder_hidden=(8,),
+    )
+    # One message-passing layer each: compilation is most of a smoke run.
+    c.algo.update(dict(small, num_hidden_gn=0))
+    c.gnns = ml_collections.ConfigDict(
+      dict(gnn2=dict(gnn, **small, num_layers=1))
+    )
+    c.data.update(
+      dict(
+        max_nodes=11,
+        num_states=(6, 12),
+        num_actions=(2, 5),
+        num_stat_graphs=16,
+        num_test_graphs=8,
+      )
+    )
+    c.train.update(dict(batch_size=4, num_steps=6, eval_every=3, chunk_size=6))
+    c.num_random_inits = 1
+    c.num_grad_graphs = 2
   if c.preset == 'full':
     c.algo.update(
       dict(

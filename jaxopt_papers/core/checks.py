@@ -9,13 +9,21 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+import optax
 from jax.sharding import Mesh
 
 __all__ = [
+  'check_callable',
+  'check_finite',
   'check_in',
   'check_int',
+  'check_interval',
   'check_mesh',
+  'check_nonnegative',
   'check_positive',
+  'check_probability',
+  'check_transform',
   'is_real',
 ]
 
@@ -42,15 +50,73 @@ def check_nonnegative(name: str, value: Any) -> None:
     raise ValueError(f'`{name}` must be a finite number >= 0, got {value!r}')
 
 
+def check_finite(name: str, value: Any, *, allow_none: bool = False) -> None:
+  """``value`` is a finite real number of any sign (or ``None`` if allowed)."""
+  if value is None and allow_none:
+    return
+  if not (is_real(value) and math.isfinite(value)):
+    extra = 'None or ' if allow_none else ''
+    raise ValueError(f'`{name}` must be {extra}a finite number, got {value!r}')
+
+
+def check_interval(
+  name: str,
+  value: Any,
+  low: float,
+  high: float,
+  *,
+  low_open: bool = False,
+  high_open: bool = False,
+) -> None:
+  """``value`` is a real number in the interval from ``low`` to ``high``.
+
+  The ends are closed unless ``low_open`` / ``high_open``; the message
+  writes the interval as ``(0, 1]``, ``[0, 1)``, ...
+  """
+  ok = is_real(value) and not math.isnan(value)
+  if ok:
+    ok = (value > low if low_open else value >= low) and (
+      value < high if high_open else value <= high
+    )
+  if not ok:
+    interval = (
+      f'{"(" if low_open else "["}{low:g}, {high:g}{")" if high_open else "]"}'
+    )
+    raise ValueError(f'`{name}` must be in {interval}, got {value!r}')
+
+
+def check_probability(
+  name: str, value: Any, *, allow_zero: bool = False
+) -> None:
+  """``value`` is a probability in ``(0, 1]`` (``[0, 1]`` if allowed)."""
+  check_interval(name, value, 0.0, 1.0, low_open=not allow_zero)
+
+
+def check_callable(name: str, value: Any, *, allow_none: bool = False) -> None:
+  """``value`` is callable (or ``None`` if allowed)."""
+  if value is None and allow_none:
+    return
+  if not callable(value):
+    extra = 'None or ' if allow_none else ''
+    raise ValueError(f'`{name}` must be {extra}callable, got {value!r}')
+
+
+def check_transform(name: str, value: Any) -> None:
+  """``value`` is an ``optax.GradientTransformation``."""
+  if not isinstance(value, optax.GradientTransformation):
+    raise ValueError(
+      f'`{name}` must be an optax.GradientTransformation, got {value!r}'
+    )
+
+
 def check_int(
   name: str, value: Any, *, minimum: int = 1, allow_none: bool = False
 ) -> None:
-  """``value`` is a Python int (not a bool) ``>= minimum``."""
+  """``value`` is a Python or NumPy int (not a bool) ``>= minimum``."""
   if value is None and allow_none:
     return
-  if not (isinstance(value, int) and not isinstance(value, bool)) or (
-    value < minimum
-  ):
+  is_int = isinstance(value, int | np.integer) and not isinstance(value, bool)
+  if not is_int or value < minimum:
     extra = 'None or ' if allow_none else ''
     raise ValueError(
       f'`{name}` must be {extra}an int >= {minimum}, got {value!r}'

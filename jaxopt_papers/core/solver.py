@@ -1,6 +1,6 @@
 """Scan-driven solvers: the loop, freeze-after-done masking, an optax bridge.
 
-Conventions shared by every solver in the library (see DESIGN.md):
+Conventions shared by every solver in the library (see CONTRIBUTING.md):
 
 * A solver is a frozen, static dataclass of hyperparameters and callables with
   ``init(...) -> State``, ``step(state, data) -> (State, Trace)`` and

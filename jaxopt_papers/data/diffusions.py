@@ -18,7 +18,8 @@ reward ``r(x) = x^2``, discount rate ``beta``, whose discounted value
        = \frac{x^2}{\beta + 2\kappa}
          + \frac{\sigma^2}{\beta(\beta + 2\kappa)}
 
-is linear in the features ``phi(x) = (1, x^2)`` with
+is linear in the features ``phi(x) = (1, x^2)``
+(:func:`jaxopt_papers.rl.martingale_pe.quadratic_features`) with
 ``theta* = (sigma^2 / (beta (beta + 2 kappa)), 1 / (beta + 2 kappa))``
 (``(1/3, 1/3)`` for ``kappa = sigma = beta = 1``).
 
@@ -32,7 +33,6 @@ Example:
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,26 +40,9 @@ from jax.sharding import Mesh
 from jax.typing import ArrayLike
 
 from jaxopt_papers.core import checks, parallel
+from jaxopt_papers.rl.martingale_pe import Paths
 
-__all__ = [
-  'OrnsteinUhlenbeck',
-  'Paths',
-  'euler_maruyama',
-  'quadratic_features',
-]
-
-
-class Paths(NamedTuple):
-  """Sampled trajectories on the grid ``t_k = k dt``, ``k = 0 ... N``.
-
-  Attributes:
-    x: ``[P, N + 1, ...]`` states (``[P, N + 1]`` for a scalar state).
-    reward: ``[P, N + 1]`` running reward ``r(X_{t_k})`` at every grid point
-      (the reward over ``[t_k, t_{k+1})`` is ``reward[:, k] * dt``).
-  """
-
-  x: jax.Array
-  reward: jax.Array
+__all__ = ['OrnsteinUhlenbeck', 'euler_maruyama']
 
 
 def euler_maruyama(
@@ -122,12 +105,6 @@ def euler_maruyama(
   return mapped(index, x0, key)
 
 
-def quadratic_features(x: jax.Array) -> jax.Array:
-  """``phi(x) = (1, x^2)`` for a scalar state ``x`` (the OU value class)."""
-  x = jnp.asarray(x)
-  return jnp.stack([jnp.ones_like(x), x * x], axis=-1)
-
-
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class OrnsteinUhlenbeck:
@@ -164,7 +141,7 @@ class OrnsteinUhlenbeck:
 
   @property
   def theta_star(self) -> tuple[float, float]:
-    """Exact coefficients of ``J`` on :func:`quadratic_features`."""
+    """Exact coefficients of ``J`` on ``phi(x) = (1, x^2)``."""
     b, k, s = self.discount, self.kappa, self.sigma
     return (s * s / (b * (b + 2.0 * k)), 1.0 / (b + 2.0 * k))
 
@@ -188,7 +165,10 @@ class OrnsteinUhlenbeck:
     x0: ArrayLike | None = None,
     mesh: Mesh | None = None,
   ) -> Paths:
-    """Paths from ``x0`` (default: stationary draws from ``key``)."""
+    """:class:`~jaxopt_papers.rl.martingale_pe.Paths` from ``x0``.
+
+    ``x0`` defaults to stationary draws from ``key``.
+    """
     init_key, noise_key = jax.random.split(key)
     if x0 is None:
       x0 = self.sample_x0(init_key, num_paths)

@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
+from jaxopt_papers.core import checks
+
 __all__ = [
   'NUM_CLASSES',
   'NUM_FEATURES',
@@ -60,10 +62,9 @@ def load_digits(
   Raises:
     ValueError: if ``test_fraction`` is not in [0, 1).
   """
-  if not 0.0 <= test_fraction < 1.0:
-    raise ValueError(
-      f'`test_fraction` must be in [0, 1), got {test_fraction!r}'
-    )
+  checks.check_interval(
+    'test_fraction', test_fraction, 0.0, 1.0, high_open=True
+  )
   from sklearn import datasets  # bundled with scikit-learn, no download
 
   raw = datasets.load_digits()
@@ -92,12 +93,7 @@ def split_shards(tree: Any, num_shards: int) -> Any:
     ValueError: if ``num_shards`` is not an int >= 1, the leaves disagree on
       their leading size, or there are fewer rows than shards.
   """
-  if (
-    not isinstance(num_shards, int)
-    or isinstance(num_shards, bool)
-    or num_shards < 1
-  ):
-    raise ValueError(f'`num_shards` must be an int >= 1, got {num_shards!r}')
+  checks.check_int('num_shards', num_shards)
   sizes = {jnp.shape(x)[0] for x in jax.tree.leaves(tree)}
   if len(sizes) != 1:
     raise ValueError(f'leaves have different leading sizes {sorted(sizes)}')

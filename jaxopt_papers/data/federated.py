@@ -76,10 +76,6 @@ class Partition(NamedTuple):
   class_counts: np.ndarray  # [C, K] int32 examples of each class per client
 
 
-def _check_alpha(alpha: Any) -> None:
-  checks.check_positive('alpha', alpha)
-
-
 def _dirichlet(key: jax.Array, alpha: float, shape: list[int]) -> np.ndarray:
   """Dirichlet(alpha 1) rows (last axis) by inverse-CDF gamma draws.
 
@@ -130,7 +126,7 @@ def dirichlet_partition(
       ``max_tries`` satisfies it.
   """
   checks.check_int('num_clients', num_clients)
-  _check_alpha(alpha)
+  checks.check_positive('alpha', alpha)
   checks.check_int('min_examples', min_examples, minimum=0)
   checks.check_int('max_tries', max_tries)
   labels = np.asarray(labels)
@@ -278,9 +274,8 @@ def quadratic_clients(
   checks.check_positive('eig_max', eig_max)
   if eig_max < eig_min:
     raise ValueError(f'`eig_max` must be >= eig_min, got {eig_max!r}')
-  for name, value in (('center_scale', center_scale), ('shift', shift)):
-    if not (checks.is_real(value) and np.isfinite(value) and value >= 0):
-      raise ValueError(f'`{name}` must be a finite number >= 0, got {value!r}')
+  checks.check_nonnegative('center_scale', center_scale)
+  checks.check_nonnegative('shift', shift)
   k_eig, k_rot, k_c = jax.random.split(key, 3)
   log_eig = jax.random.uniform(
     k_eig,
@@ -356,10 +351,7 @@ def logistic_clients(
     raise ValueError(
       f'`min_examples` must be <= num_examples, got {min_examples!r}'
     )
-  if not (checks.is_real(heterogeneity) and heterogeneity >= 0):
-    raise ValueError(
-      f'`heterogeneity` must be a number >= 0, got {heterogeneity!r}'
-    )
+  checks.check_nonnegative('heterogeneity', heterogeneity)
   low = num_examples if min_examples is None else min_examples
   x, y, counts = _logistic_draw(
     key, heterogeneity, num_clients, dim, num_examples, low, dtype

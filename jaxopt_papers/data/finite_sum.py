@@ -1,17 +1,12 @@
-r"""Finite-sum monotone inclusions: the problem interface and a generator.
+r"""Finite-sum monotone inclusions: test instances.
 
 A finite-sum monotone inclusion (Cai, Alacaoglu, Diakonikolas, ICLR 2024,
-arXiv:2310.02987) asks for :math:`u` with
-
-.. math::
-  0 \in F(u) + G(u), \qquad F(u) = \frac1n \sum_{i=1}^n F_i(u),
-
-where each component :math:`F_i` is cheap and :math:`G` is maximal monotone
-with an easy resolvent :math:`J_{\eta G} = (I + \eta G)^{-1}`.
-:class:`FiniteSumProblem` holds it: the stacked ``component_data`` (a pytree
-whose leaves have a leading axis of length ``n``; this is the axis split
-across devices), the component ``operator(u, component) -> F_i(u)``, and an
-optional ``resolvent(u, step_size)`` (``None`` means :math:`G = 0`).
+arXiv:2310.02987) asks for :math:`u` with :math:`0 \in F(u) + G(u)`,
+:math:`F = \frac1n \sum_i F_i`. The problem type,
+:class:`~jaxopt_papers.solvers.finite_sum.FiniteSumProblem`, and
+:func:`num_components` belong to the solvers that take them
+(:mod:`jaxopt_papers.solvers.finite_sum`, re-exported here); this module
+builds instances.
 
 :func:`least_squares` builds the paper card's test problem: the finite-sum
 least-squares operator :math:`F_i(u) = a_i (a_i^\top u - b_i)` with a
@@ -34,6 +29,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 
+from jaxopt_papers.solvers.finite_sum import FiniteSumProblem, num_components
+
 __all__ = [
   'FiniteSumProblem',
   'box_resolvent',
@@ -42,44 +39,6 @@ __all__ = [
   'least_squares_operator',
   'num_components',
 ]
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class FiniteSumProblem:
-  """A finite-sum monotone inclusion :math:`0 \\in (1/n)\\sum_i F_i(u) + G(u)`.
-
-  A pytree: ``component_data`` is its data (leaves stacked over the ``n``
-  components on the leading axis); ``operator`` and ``resolvent`` are static
-  (they must be hashable, e.g. module-level functions, so that a jitted
-  solver is not retraced).
-
-  Attributes:
-    component_data: Pytree with leading axis ``n`` on every leaf.
-    operator: ``(u, component) -> F_i(u)`` for one component (``component``
-      is ``component_data`` indexed at ``i``); same shape as ``u``.
-    resolvent: ``(u, step_size) -> J_{step_size G}(u)``, e.g. a projection
-      (:func:`box_resolvent`); ``None`` for ``G = 0`` (the identity).
-  """
-
-  component_data: Any
-  operator: Callable[[jax.Array, Any], jax.Array] = dataclasses.field(
-    metadata=dict(static=True)
-  )
-  resolvent: Callable[[jax.Array, Any], jax.Array] | None = dataclasses.field(
-    default=None, metadata=dict(static=True)
-  )
-
-
-def num_components(problem: FiniteSumProblem) -> int:
-  """``n``, the common leading axis of ``problem.component_data``."""
-  sizes = {jnp.shape(x)[0] for x in jax.tree.leaves(problem.component_data)}
-  if len(sizes) != 1:
-    raise ValueError(
-      'every leaf of `component_data` must share its leading axis (the '
-      f'components), got sizes {sorted(sizes)}'
-    )
-  return sizes.pop()
 
 
 def least_squares_operator(u: jax.Array, component: Any) -> jax.Array:

@@ -11,20 +11,16 @@ matrices (or their symmetric parts), ``M*`` a planted rank-``r`` matrix with
 prescribed singular values, and ``s`` optional corruption: gross outliers on
 a random fraction of the measurements and/or dense Gaussian noise.
 
-Conventions (both papers use them):
+The problem type (:class:`SensingProblem`) and the operator
+(:func:`measure`, :func:`adjoint`, :func:`relative_error`) belong to the
+solvers that consume them (:mod:`jaxopt_papers.solvers.sensing`, re-exported
+here); this module builds instances. Conventions:
 
-* :func:`measure` is :math:`\mathcal{A}(X)_i = \langle A_i, X\rangle`, and
-  :func:`adjoint` is :math:`\mathcal{A}^*(r) = \sum_i r_i A_i`; losses divide
-  by ``m`` themselves, e.g. :math:`\tfrac{1}{2m}\|\mathcal{A}(X) - y\|^2` has
-  gradient :math:`\tfrac1m \mathcal{A}^*(\mathcal{A}(X) - y)` in ``X``.
 * With ``symmetric_operator=True`` each ``A_i`` is :math:`(G_i + G_i^T)/2`
   for a standard Gaussian ``G_i`` (off-diagonal variance 1/2, diagonal
   variance 1). Use it only with symmetric targets: a symmetric operator does
   not observe the antisymmetric part of a square matrix, so an asymmetric
   factorization ``F G^T`` cannot be identified with it.
-
-The measurement axis is the one to split across devices: :func:`measure`
-is row-wise and :func:`adjoint` is a sum, i.e. a ``psum`` of local sums.
 
 Example:
   >>> problem = sensing_problem(jax.random.key(0), n=20, r=2, m=800,
@@ -33,11 +29,17 @@ Example:
 """
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.typing import ArrayLike, DTypeLike
+from jax.typing import DTypeLike
+
+from jaxopt_papers.solvers.sensing import (
+  SensingProblem,
+  adjoint,
+  measure,
+  relative_error,
+)
 
 __all__ = [
   'SensingProblem',
@@ -123,39 +125,6 @@ def gaussian_operator(
   if symmetric:
     a = 0.5 * (a + jnp.swapaxes(a, -1, -2))
   return a
-
-
-def measure(operator: ArrayLike, x: ArrayLike) -> jax.Array:
-  r"""``[m]`` measurements :math:`\langle A_i, X\rangle`."""
-  return jnp.einsum('mij,ij->m', operator, x)
-
-
-def adjoint(operator: ArrayLike, r: ArrayLike) -> jax.Array:
-  r"""The adjoint :math:`\sum_i r_i A_i` (``[n, n2]``), no ``1/m``."""
-  return jnp.einsum('m,mij->ij', r, operator)
-
-
-def relative_error(x: ArrayLike, target: ArrayLike) -> jax.Array:
-  r""":math:`\|X - M^\star\|_F / \|M^\star\|_F` over the last two axes."""
-  x, target = jnp.asarray(x), jnp.asarray(target)
-  num = jnp.linalg.norm(x - target, axis=(-2, -1))
-  return num / jnp.linalg.norm(target, axis=(-2, -1))
-
-
-class SensingProblem(NamedTuple):
-  """A matrix sensing instance.
-
-  Attributes:
-    operator: ``[m, n1, n2]`` sensing matrices ``A_i``.
-    y: ``[m]`` (possibly corrupted) measurements.
-    target: ``[n1, n2]`` planted matrix ``M*``.
-    outliers: ``[m]`` bool, which measurements carry a gross outlier.
-  """
-
-  operator: jax.Array
-  y: jax.Array
-  target: jax.Array
-  outliers: jax.Array
 
 
 def sensing_problem(

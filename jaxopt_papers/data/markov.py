@@ -20,6 +20,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxopt_papers.core import checks
+
 __all__ = ['MarkovSource', 'random_markov_source']
 
 
@@ -126,18 +128,13 @@ def random_markov_source(
   Raises:
     ValueError: on a non-positive size or ``smoothing`` outside ``[0, 1]``.
   """
-  if vocab_size < 2:
-    raise ValueError(f'`vocab_size` must be >= 2, got {vocab_size}')
-  if order < 1:
-    raise ValueError(f'`order` must be >= 1, got {order}')
-  if not 1 <= support <= vocab_size:
-    raise ValueError(
-      f'`support` must be in [1, vocab_size={vocab_size}], got {support}'
-    )
-  if not 0.0 < smoothing <= 1.0:
-    raise ValueError(f'`smoothing` must be in (0, 1], got {smoothing}')
-  if concentration <= 0:
-    raise ValueError(f'`concentration` must be > 0, got {concentration}')
+  checks.check_int('vocab_size', vocab_size, minimum=2)
+  checks.check_int('order', order)
+  checks.check_int('support', support)
+  checks.check_interval('support', support, 1, vocab_size)
+  checks.check_probability('smoothing', smoothing)
+  checks.check_positive('concentration', concentration)
+  checks.check_int('num_power_iterations', num_power_iterations)
   num_ctx = vocab_size**order
   k_tok, k_w = jax.random.split(key)
   scores = jax.random.uniform(k_tok, (num_ctx, vocab_size))

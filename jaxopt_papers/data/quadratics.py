@@ -19,27 +19,41 @@ The problem is a pytree (:class:`LeastSquaresProblem`): the stacked
 ``a [n, m, d]`` and ``b [n, m]`` (the leading axis is the worker axis a
 distributed solver shards across devices) and the optimum ``x_star [d]``
 (the normal equations solved with ``jnp.linalg.solve`` in the problem's
-dtype). :func:`worker_grad` and :func:`worker_loss` act on one
-worker's ``(a_i, b_i)``; :func:`loss`, :func:`grad` on the whole problem;
-:func:`smoothness` returns :math:`(L, \mu)`, the extreme eigenvalues of the
-Hessian :math:`\frac{1}{nm}\sum_i A_i^\top A_i` of :math:`f`.
+dtype). :func:`worker_grad` and :func:`worker_loss` act on one worker's
+data ``(a_i, b_i)`` in the per-worker oracle form of
+:mod:`jaxopt_papers.distributed.objectives`, so they plug into
+:class:`~jaxopt_papers.distributed.econtrol.EControl` with
+``problem.worker_data``; :func:`loss`, :func:`grad` act on the whole
+problem; :func:`smoothness` returns :math:`(L, \mu)`, the extreme
+eigenvalues of the Hessian :math:`\frac{1}{nm}\sum_i A_i^\top A_i` of
+:math:`f`.
 
 With ``n = 8, d = 20, m = 30`` (the EControl card's setting)
 :math:`L \approx 1.6` and :math:`\mu \approx 0.5`.
 
+:func:`targets_on_graph` is the SA-SRRW card's testbed: node objectives
+:math:`F_i(\theta) = \frac12\|\theta - c_i\|^2` on a ring lattice with
+chords, as an :class:`~jaxopt_papers.distributed.srrw.SAProblem` whose
+``theta_star`` is the :math:`\mu`-weighted mean of the :math:`c_i` (the
+minimiser of :math:`\sum_i \mu_i F_i`).
+
 Example:
   >>> p = heterogeneous_least_squares(jax.random.key(0), 8, 20, 30)
   >>> lip, mu = smoothness(p)
-  >>> g = jax.vmap(worker_grad, in_axes=(0, 0, None))(p.a, p.b, p.x_star)
+  >>> g = jax.vmap(worker_grad, in_axes=(None, 0))(p.x_star, p.worker_data)
+  >>> solver = EControl(num_workers=8, grad_fn=worker_grad,
+  ...                   loss_fn=worker_loss, step_size=0.2 / float(lip))
 """
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
-from jaxopt_papers.core import checks
+from jaxopt_papers.core import checks, graphs
+from jaxopt_papers.distributed import srrw
 
 __all__ = [
   'LeastSquaresProblem',
@@ -47,6 +61,7 @@ __all__ = [
   'heterogeneous_least_squares',
   'loss',
   'smoothness',
+  'targets_on_graph',
   'worker_grad',
   'worker_loss',
 ]
@@ -59,27 +74,39 @@ class LeastSquaresProblem(NamedTuple):
   b: jax.Array  # [n, m]
   x_star: jax.Array  # [d], the minimiser of f
 
+  @property
+  def worker_data(self) -> tuple[jax.Array, jax.Array]:
+    """``(a [n, m, d], b [n, m])``: the per-worker data of the solvers."""
+    return self.a, self.b
 
-def worker_loss(a: ArrayLike, b: ArrayLike, x: ArrayLike) -> jax.Array:
-  """``f_i(x) = ||a x - b||^2 / (2m)`` of one worker (``a [m, d]``)."""
+
+def worker_loss(x: ArrayLike, data: tuple[ArrayLike, ArrayLike]) -> jax.Array:
+  """``f_i(x) = ||a x - b||^2 / (2m)`` of one worker (``data = (a, b)``)."""
+  a, b = data
   r = jnp.asarray(a) @ x - b
   return 0.5 * jnp.sum(r * r) / r.shape[0]
 
 
-def worker_grad(a: ArrayLike, b: ArrayLike, x: ArrayLike) -> jax.Array:
-  """``grad f_i(x) = a^T (a x - b) / m`` of one worker."""
+def worker_grad(
+  x: ArrayLike,
+  data: tuple[ArrayLike, ArrayLike],
+  key: jax.Array | None = None,
+) -> jax.Array:
+  """``grad f_i(x) = a^T (a x - b) / m`` of one worker (exact; no key)."""
+  del key
+  a, b = data
   a = jnp.asarray(a)
   return a.T @ (a @ x - b) / a.shape[0]
 
 
 def loss(problem: LeastSquaresProblem, x: ArrayLike) -> jax.Array:
   """``f(x)``, the mean of the worker losses."""
-  return jnp.mean(jax.vmap(worker_loss, (0, 0, None))(problem.a, problem.b, x))
+  return jnp.mean(jax.vmap(worker_loss, (None, 0))(x, problem.worker_data))
 
 
 def grad(problem: LeastSquaresProblem, x: ArrayLike) -> jax.Array:
   """``grad f(x)``, the mean of the worker gradients."""
-  g = jax.vmap(worker_grad, (0, 0, None))(problem.a, problem.b, x)
+  g = jax.vmap(worker_grad, (None, 0))(x, problem.worker_data)
   return jnp.mean(g, axis=0)
 
 
@@ -124,9 +151,8 @@ def heterogeneous_least_squares(
   checks.check_int('num_workers', num_workers)
   checks.check_int('dim', dim)
   checks.check_int('rows', rows)
-  for name, value in (('heterogeneity', heterogeneity), ('noise', noise)):
-    if not (checks.is_real(value) and value >= 0):
-      raise ValueError(f'`{name}` must be a number >= 0, got {value!r}')
+  checks.check_nonnegative('heterogeneity', heterogeneity)
+  checks.check_nonnegative('noise', noise)
   dtype = jnp.result_type(float) if dtype is None else dtype
   ka, kz, ku, ke = jax.random.split(key, 4)
   n, d, m = num_workers, dim, rows
@@ -140,3 +166,41 @@ def heterogeneous_least_squares(
   rhs = jnp.einsum('imd,im->d', a, b)
   x_star = jnp.linalg.solve(hess, rhs)
   return LeastSquaresProblem(a=a, b=b, x_star=x_star)
+
+
+def targets_on_graph(
+  key: jax.Array,
+  num_nodes: int = 50,
+  lattice_k: int = 2,
+  num_chords: int = 30,
+  dim: int = 3,
+  *,
+  scale: float = 3.0,
+) -> srrw.SAProblem:
+  r"""The SA-SRRW card's problem: targets :math:`c_i` on a graph.
+
+  A ring lattice (each node joined to its ``lattice_k`` nearest nodes on
+  each side) plus ``num_chords`` random chords
+  (:func:`jaxopt_papers.core.graphs.ring_lattice_with_chords`, from
+  ``split(key)[0]``), the Metropolis-Hastings base chain (uniform
+  :math:`\mu`), node data :math:`c_i \sim N(0, \text{scale}^2 I_d)` (from
+  ``split(key)[1]``) for :math:`F_i(\theta) = \frac12\|\theta -
+  c_i\|^2` (the solvers' default objective,
+  :func:`jaxopt_papers.distributed.objectives.squared_distance`), and
+  ``theta_star`` :math:`= \sum_i \mu_i c_i`.
+
+  Raises:
+    ValueError: on non-positive sizes or ``scale``.
+  """
+  checks.check_int('dim', dim)
+  checks.check_positive('scale', scale)
+  k_graph, k_data = jax.random.split(key)
+  adjacency = graphs.ring_lattice_with_chords(
+    k_graph, num_nodes, lattice_k, num_chords
+  )
+  c = scale * jax.random.normal(k_data, (num_nodes, dim))
+  problem = srrw.make_problem(adjacency, c)
+  theta_star = jnp.sum(problem.graph.mu[:, None] * c, axis=0)
+  return dataclasses.replace(
+    problem, theta_star=theta_star.astype(problem.graph.log_mu.dtype)
+  )

@@ -9,71 +9,83 @@ solver (:class:`EControl` with ``method=...``), so every method runs the same
 oracle, the same compressor and the same keys.
 
 ``n`` workers minimise :math:`f = \frac1n \sum_i f_i` and send compressed
-messages to a server. Each worker's update is written once and mapped with
-:func:`jaxopt_papers.core.parallel.client_map`: ``jax.vmap`` on one device, or
-``jax.shard_map`` over a ``workers`` mesh axis, with the server mean a
+messages to a server. The solver sees the problem only through a per-worker
+gradient oracle ``grad_fn(params, worker_data, key)`` (and optionally a
+per-worker ``loss_fn(params, worker_data)`` for the trace; see
+:mod:`jaxopt_papers.distributed.objectives`): ``params`` is any pytree and
+``worker_data`` any pytree whose leaves have a leading workers axis. Each
+worker's update is written once and mapped with
+:func:`jaxopt_papers.core.parallel.client_map`: ``jax.vmap`` on one device,
+or ``jax.shard_map`` over a ``workers`` mesh axis, with the server mean a
 :func:`~jaxopt_papers.core.parallel.pmean`. ``x`` and the server's estimator
 ``h`` are computed only from that mean, so they stay identical everywhere.
 
-Example:
-  >>> x0, problem = example(jax.random.key(0))  # 8 workers, d = 10
-  >>> solver = EControl(num_workers=8, eta=0.2, step_size=0.2,
-  ...                   compressor=compress.top_k(2))
-  >>> state, trace = jax.jit(solver.run, static_argnums=3)(
-  ...     x0, jax.random.key(1), problem, 500)
-  >>> trace.error[-1]       # ||x - x*||^2
+Example (per-worker logistic regression, params a pytree)::
+
+  def loss_fn(params, data):            # one worker's loss
+    feats, labels = data                # [m, d], [m] of this worker
+    logits = feats @ params['w'] + params['b']
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels))
+
+  solver = EControl(num_workers=8, loss_fn=loss_fn, eta=0.1,
+                    step_size=0.5, compressor=compress.top_k(2))
+  params0 = {'w': jnp.zeros(d), 'b': jnp.zeros([])}
+  state, trace = jax.jit(solver.run, static_argnums=3)(
+      params0, jax.random.key(1), (feats, labels), 500)  # [8, m, d], [8, m]
+  trace.loss[-1]                        # f(x_t), the mean of the worker losses
+
+Heterogeneous least squares (the paper's simulation) is a testbed in
+:mod:`jaxopt_papers.data.quadratics`: pass ``grad_fn=quadratics.worker_grad``,
+``loss_fn=quadratics.worker_loss`` and ``problem.worker_data``.
 """
 
 import dataclasses
-import math
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
-from jax.typing import ArrayLike
 
 from jaxopt_papers.core import checks, compress, parallel
 from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import quadratics
+from jaxopt_papers.distributed import objectives
 
 __all__ = [
   'METHODS',
   'EControl',
   'EControlState',
   'EControlTrace',
-  'example',
 ]
 
 METHODS = ('econtrol', 'ef21', 'ef14', 'naive', 'uncompressed')
 # Methods whose first step is the uncompressed h_i = g_i(x_0) round.
 _WITH_H = ('econtrol', 'ef21')
 
-# One worker's gradient: (a_i, b_i, x) -> grad f_i(x) (see data/quadratics).
-WorkerGrad = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
-
 
 class EControlState(NamedTuple):
-  """State of :class:`EControl` (per-worker arrays stacked over workers)."""
+  """State of :class:`EControl` (per-worker arrays stacked over workers).
+
+  ``x`` is the params pytree; the buffers are flat vectors over its ``D``
+  entries (the order of ``jax.flatten_util.ravel_pytree(x)``).
+  """
 
   step: jax.Array  # shape=(), int32
-  x: jax.Array  # [d], the same on every worker (replicated)
-  e: jax.Array  # [n, d] error e_i (EControl, EF14; zeros otherwise)
-  h_local: jax.Array  # [n, d] estimator h_i (EControl, EF21; zeros otherwise)
-  h: jax.Array  # [d] server estimator h = mean_i h_i (replicated)
+  x: Any  # params pytree, the same on every worker (replicated)
+  e: jax.Array  # [n, D] error e_i (EControl, EF14; zeros otherwise)
+  h_local: jax.Array  # [n, D] estimator h_i (EControl, EF21; zeros otherwise)
+  h: jax.Array  # [D] server estimator h = mean_i h_i (replicated)
   diverged: jax.Array  # bool: a non-finite value appeared; state frozen
   key: jax.Array  # typed key; worker i at step t draws from
   # fold_in(fold_in(key, t), i)
 
 
 class EControlTrace(NamedTuple):
-  """One row per step; ``error``..``loss`` describe the starting state."""
+  """One row per step; ``grad_norm``, ``loss`` describe the starting state."""
 
-  error: jax.Array  # ||x_t - x*||^2
-  grad_norm: jax.Array  # ||grad f(x_t)|| (exact gradient)
-  loss: jax.Array  # f(x_t)
+  grad_norm: jax.Array  # ||mean_i grad_fn_i(x_t)|| (before the noise)
+  loss: jax.Array | None  # mean_i loss_fn_i(x_t); None without a loss
   bits: jax.Array  # bits each worker sends in this step
   diverged: jax.Array  # bool, the starting state's flag
 
@@ -83,8 +95,11 @@ def _finite_sq(v: jax.Array) -> jax.Array:
   return jnp.isfinite(jnp.sum(v * v))
 
 
-def _worker_grad_default(a: jax.Array, b: jax.Array, x: jax.Array):
-  return quadratics.worker_grad(a, b, x)
+def _as_float(x: Any) -> jax.Array:
+  x = jnp.asarray(x)
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    x = x.astype(jnp.result_type(float))
+  return x
 
 
 _DEFAULT_COMPRESSOR = compress.top_k(ratio=0.1)
@@ -97,9 +112,10 @@ class EControl:
 
   Let :math:`\gamma, \eta, \mathcal C` denote ``step_size``, ``eta`` and
   ``compressor`` (contractive: :math:`\|\mathcal C(v) - v\|^2 \le (1 -
-  \delta)\|v\|^2`; Top-k has :math:`\delta = k/d`), and :math:`g_i^t =
-  \nabla f_i(x_t) + \sigma \xi_i^t` worker ``i``'s (stochastic) gradient with
-  :math:`\xi_i^t \sim N(0, I_d)` and :math:`\sigma` = ``sigma``.
+  \delta)\|v\|^2`; Top-k has :math:`\delta = k/D`), and :math:`g_i^t =
+  \nabla f_i(x_t) + \sigma \xi_i^t` worker ``i``'s (stochastic) gradient,
+  :math:`\nabla f_i(x_t)` from ``grad_fn`` and :math:`\xi_i^t \sim N(0,
+  I_D)`, :math:`\sigma` = ``sigma``.
 
   ``method='econtrol'`` (the card's reconstruction of Alg. 1; initialised
   with :math:`e_i^0 = 0`, :math:`h_i^0 = g_i(x_0)` sent uncompressed):
@@ -120,12 +136,13 @@ class EControl:
   The baselines (same notation):
 
   * ``'ef21'``: EF21, i.e. the above with :math:`\eta = 0` (no error term);
-    with ``sigma > 0`` it is EF21-SGD. EF21-SGD is not a separate method:
-    it is ``'ef21'`` with stochastic gradients, exactly as EControl with
-    ``sigma > 0`` is its stochastic version. Written in this "compress,
-    then step with :math:`h^{t+1}`" order it is EF21's sequence of iterates
-    (EF21 steps with :math:`h^t` and then compresses the gradient at
-    :math:`x_{t+1}`: the same iterates, with :math:`h` shifted by one).
+    with ``sigma > 0`` (or a stochastic ``grad_fn``) it is EF21-SGD.
+    EF21-SGD is not a separate method: it is ``'ef21'`` with stochastic
+    gradients, exactly as EControl with ``sigma > 0`` is its stochastic
+    version. Written in this "compress, then step with :math:`h^{t+1}`"
+    order it is EF21's sequence of iterates (EF21 steps with :math:`h^t` and
+    then compresses the gradient at :math:`x_{t+1}`: the same iterates,
+    with :math:`h` shifted by one).
   * ``'ef14'``: classic error feedback, :math:`\Delta_i = \mathcal C(e_i +
     g_i)`, :math:`e_i \leftarrow e_i + g_i - \Delta_i`, :math:`x \leftarrow x
     - \gamma \bar\Delta` (the step size outside the compressor; with a
@@ -143,8 +160,9 @@ class EControl:
   g_i^t` exactly (tested to 1e-10 in float64).
 
   Args:
-    num_workers: Static ``n >= 1``; the problem must have ``n`` workers
-      (with a mesh, ``n`` divisible by its ``axis_name`` size).
+    num_workers: Static ``n >= 1``; every leaf of the worker data must have
+      a leading axis of ``n`` (with a mesh, ``n`` divisible by its
+      ``axis_name`` size).
     method: One of :data:`METHODS` (static).
     eta: Feedback strength :math:`\eta \in [0, 1]` (EControl only; ``0`` is
       EF21). The paper's theory takes it small, of order :math:`\delta`; in
@@ -152,28 +170,35 @@ class EControl:
       :math:`\eta \ge 0.5` diverges under noise.
     step_size: :math:`\gamma > 0`. Not bounded above: a too large step
       diverges, and that shows in ``diverged``.
-    sigma: Std :math:`\sigma \ge 0` of the additive Gaussian gradient noise
-      (``0``: full gradients, deterministic).
+    sigma: Std :math:`\sigma \ge 0` of additive Gaussian noise on each
+      worker's gradient (``0``: the oracle's gradients as they are). It
+      simulates stochastic gradients, as the paper's experiments do; a
+      ``grad_fn`` that samples a minibatch from its key is the other way.
     compressor: A :class:`jaxopt_papers.core.compress.Compressor` applied to
-      each worker's ``[d]`` message (default Top-k with ``k = ceil(d/10)``).
-    grad_fn: One worker's gradient ``(a_i, b_i, x) -> grad f_i(x)``; default
-      the least-squares gradient of :mod:`jaxopt_papers.data.quadratics`
-      (the trace's ``loss`` and ``error`` stay those of the least-squares
-      problem passed to ``step``).
+      each worker's message, the flattened ``[D]`` vector of all parameter
+      entries (default Top-k with ``k = ceil(D/10)``).
+    grad_fn: One worker's gradient ``(params, worker_data, key) -> grads``
+      (a pytree like ``params``; ``key`` is this worker's and step's key,
+      for minibatches). ``None``: ``jax.grad(loss_fn)``.
+    loss_fn: One worker's loss ``(params, worker_data) -> scalar``, traced
+      as ``loss`` (the mean over workers); ``None``: no loss in the trace.
+      With neither field given, the consensus objective
+      :math:`\frac12\|x - c_i\|^2` of
+      :mod:`~jaxopt_papers.distributed.objectives` (worker data: the
+      targets :math:`c_i`), so the solver runs without arguments.
     mesh: ``None`` (``vmap`` over workers) or a mesh with axis
       ``axis_name``: the workers are sharded across its devices.
     axis_name: Name of the worker axis (and of the mesh axis).
 
   Returns:
-    ``init(x0 [d], key) -> EControlState``; ``step(state, problem) ->
-    (EControlState, EControlTrace)`` where ``problem`` is a
-    :class:`jaxopt_papers.data.quadratics.LeastSquaresProblem` (``a [n, m,
-    d]``, ``b [n, m]``, ``x_star [d]``); ``run(x0, key, problem,
-    num_steps)`` gives trace fields of shape ``[num_steps]``: ``error``
-    :math:`\|x_t - x^\star\|^2`, ``grad_norm`` :math:`\|\nabla f(x_t)\|`,
-    ``loss`` :math:`f(x_t)`, ``bits`` sent per worker in step ``t`` (from
+    ``init(x0, key) -> EControlState`` (``x0`` any pytree of float arrays);
+    ``step(state, worker_data) -> (EControlState, EControlTrace)``;
+    ``run(x0, key, worker_data, num_steps)`` gives trace fields of shape
+    ``[num_steps]``: ``grad_norm`` :math:`\|\frac1n\sum_i \nabla f_i(x_t)\|`
+    (the oracle's gradients, before the noise), ``loss`` :math:`f(x_t)`
+    (``None`` without a loss), ``bits`` sent per worker in step ``t`` (from
     the compressor's bit count of the message; for EControl / EF21 step 0 is
-    the uncompressed :math:`h_i^0` round, ``32 d`` bits), ``diverged``.
+    the uncompressed :math:`h_i^0` round, ``32 D`` bits), ``diverged``.
 
   References:
     Gao, Islamov, Stich, `EControl: Fast Distributed Optimization with
@@ -198,16 +223,24 @@ class EControl:
       :math:`h_i^0 = g_i(x_0)`. Its internal consistency is what the tests
       check: :math:`\eta = 0` is EF21, :math:`h \equiv 0, \eta = 1` is EF14,
       the virtual-iterate identity holds, identity compression is SGD.
+    * **One message per worker, on the flattened parameters.** The params
+      pytree is flattened (``jax.flatten_util.ravel_pytree``) and each
+      worker compresses one ``[D]`` vector: Top-k keeps the ``k`` largest
+      entries over *all* parameters, the paper's setting :math:`x \in
+      \mathbb R^D` (contractive with :math:`\delta = k/D`), rather than
+      ``k`` per tensor. ``e_i``, ``h_i`` and ``h`` are stored flat; for a
+      single ``[d]`` array of params this is the plain vector algorithm.
     * Step 0 of EControl / EF21 *is* the uncompressed round: the solver
       cannot see the problem in ``init`` (the solver contract is
       ``init(x0, key)``), so the first ``step`` sets :math:`h_i^0 =
-      g_i^0` (same sample as the step's gradient; ``32 d`` bits), after
+      g_i^0` (same sample as the step's gradient; ``32 D`` bits), after
       which :math:`\Delta_i^0 = \mathcal C(0) = 0` and :math:`x_1 = x_0 -
       \gamma \frac1n\sum_i g_i^0`.
-    * Noise: worker ``i`` (global index) at step ``t`` draws
-      :math:`\xi_i^t` from ``fold_in(fold_in(fold_in(key, t), i), 0)`` and
-      a stochastic compressor's key is ``fold_in(..., 1)``, so one device
-      and many give the same draws.
+    * Randomness: worker ``i`` (global index) at step ``t`` uses ``k =
+      fold_in(fold_in(key, t), i)``: the noise :math:`\xi_i^t` from
+      ``fold_in(k, 0)``, a stochastic compressor ``fold_in(k, 1)``,
+      ``grad_fn`` ``fold_in(k, 2)``; so one device and many give the same
+      draws.
     * ``eta = 0`` is accepted (the paper: :math:`\eta \in (0, 1]`) so that
       the EF21 reduction can be run through the EControl code path.
     * Divergence is data: when the squared norm of ``x``, ``h``, an ``e_i``
@@ -223,32 +256,24 @@ class EControl:
   step_size: float = 0.1
   sigma: float = 0.0
   compressor: compress.Compressor = _DEFAULT_COMPRESSOR
-  grad_fn: WorkerGrad = _worker_grad_default
+  grad_fn: objectives.GradFn | None = None
+  loss_fn: objectives.LossFn | None = None
   mesh: Mesh | None = None
   axis_name: str = 'workers'
 
   def __post_init__(self):
     checks.check_int('num_workers', self.num_workers)
     checks.check_in('method', self.method, METHODS)
-    eta = self.eta
-    if not (checks.is_real(eta) and 0 <= eta <= 1):
-      raise ValueError(f'`eta` must be in [0, 1], got {eta!r}')
+    checks.check_interval('eta', self.eta, 0.0, 1.0)
     checks.check_positive('step_size', self.step_size)
-    if not (
-      checks.is_real(self.sigma)
-      and math.isfinite(self.sigma)
-      and self.sigma >= 0
-    ):
-      raise ValueError(
-        f'`sigma` must be a finite number >= 0, got {self.sigma!r}'
-      )
+    checks.check_nonnegative('sigma', self.sigma)
     if not isinstance(self.compressor, compress.Compressor):
       raise ValueError(
         '`compressor` must be a jaxopt_papers.core.compress.Compressor, got '
         f'{self.compressor!r}'
       )
-    if not callable(self.grad_fn):
-      raise ValueError(f'`grad_fn` must be callable, got {self.grad_fn!r}')
+    checks.check_callable('grad_fn', self.grad_fn, allow_none=True)
+    checks.check_callable('loss_fn', self.loss_fn, allow_none=True)
     checks.check_mesh(self.mesh, self.axis_name)
     if self.mesh is not None:
       size = self.mesh.shape[self.axis_name]
@@ -260,17 +285,16 @@ class EControl:
 
   # ------------------------------------------------------------------ init
 
-  def init(self, x0: ArrayLike, key: jax.Array) -> EControlState:
-    """Returns the state at ``x0`` (``[d]``) with zero ``e_i``, ``h_i``."""
-    x = jnp.asarray(x0)
-    if x.ndim != 1:
-      raise ValueError(f'`x0` must have shape [d], got {x.shape}')
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-      x = x.astype(jnp.result_type(float))
-    per_worker = jnp.zeros((self.num_workers, x.shape[0]), x.dtype)
+  def init(self, x0: Any, key: jax.Array) -> EControlState:
+    """Returns the state at ``x0`` (any pytree) with zero ``e_i``, ``h_i``."""
+    x = jax.tree.map(_as_float, x0)
+    flat, _ = ravel_pytree(x)
+    if flat.size == 0:
+      raise ValueError('`x0` must hold at least one parameter')
+    per_worker = jnp.zeros((self.num_workers, flat.size), flat.dtype)
     step = jnp.zeros([], jnp.int32)
     diverged = jnp.zeros([], bool)
-    h = jnp.zeros_like(x)
+    h = jnp.zeros_like(flat)
     e, h_local = per_worker, per_worker
     if self.mesh is not None:
       e, h_local = parallel.place((e, h_local), self.mesh, P(self.axis_name))
@@ -288,12 +312,17 @@ class EControl:
       return v
     return self.compressor.compress(v, key)
 
-  def _worker(self, e, h_i, a, b, x, h, step_key, first):
+  def _worker(self, e, h_i, data, x, h, step_key, first):
     """One worker: its message, new ``e_i``, ``h_i``; server means."""
     axis = self.axis_name
     key = jax.random.fold_in(step_key, parallel.axis_index(axis))
-    true_grad = self.grad_fn(a, b, x)
-    noise = jax.random.normal(jax.random.fold_in(key, 0), x.shape, x.dtype)
+    grad_fn = objectives.resolve(self.grad_fn, self.loss_fn)
+    loss_fn = objectives.resolve_loss(self.grad_fn, self.loss_fn)
+    true_grad = ravel_pytree(grad_fn(x, data, jax.random.fold_in(key, 2)))[0]
+    true_grad = true_grad.astype(e.dtype)
+    noise = jax.random.normal(
+      jax.random.fold_in(key, 0), true_grad.shape, e.dtype
+    )
     g = true_grad + self.sigma * noise
     ckey = jax.random.fold_in(key, 1)
     if self.method in _WITH_H:
@@ -310,15 +339,16 @@ class EControl:
     elif self.method == 'ef14':
       delta = self._message(e + g, ckey)
       e = e + g - delta
-      h_used = jnp.zeros_like(x)
+      h_used = jnp.zeros_like(h)
     else:  # naive, uncompressed
       delta = self._message(g, ckey)
-      h_used = jnp.zeros_like(x)
+      h_used = jnp.zeros_like(h)
     delta_mean = parallel.pmean(delta, axis)
     bad = jnp.logical_not(_finite_sq(e) & _finite_sq(h_i))
+    loss = None if loss_fn is None else parallel.pmean(loss_fn(x, data), axis)
     stats = (
       parallel.pmean(true_grad, axis),
-      parallel.pmean(quadratics.worker_loss(a, b, x), axis),
+      loss,
       parallel.psum(bad.astype(jnp.int32), axis),
     )
     return e, h_i, h_used, delta_mean, stats
@@ -330,72 +360,81 @@ class EControl:
       return jnp.where(first, full, sent).astype(dtype)
     return jnp.asarray(sent, dtype)
 
+  def _check_data(self, worker_data: Any) -> None:
+    leaves = jax.tree.leaves(worker_data)
+    if not leaves:
+      raise ValueError('`worker_data` must hold at least one array')
+    for leaf in leaves:
+      shape = jnp.shape(leaf)
+      if not shape or shape[0] != self.num_workers:
+        raise ValueError(
+          f'the worker data has a leaf of shape {shape}, not a leading axis '
+          f'of `num_workers` = {self.num_workers} workers'
+        )
+
   def step(
-    self, state: EControlState, problem: quadratics.LeastSquaresProblem
+    self, state: EControlState, worker_data: Any
   ) -> tuple[EControlState, EControlTrace]:
-    """One round; the trace row describes ``state`` (bits: this round's)."""
-    x = state.x
-    if x.ndim != 1:
-      raise ValueError(f'`x` must have shape [d], got {x.shape}')
-    n = problem.a.shape[0]
-    if n != self.num_workers:
-      raise ValueError(
-        f'the problem has {n} workers but `num_workers` is {self.num_workers}'
-      )
+    """One round; the trace row describes ``state`` (bits: this round's).
+
+    ``worker_data``: a pytree whose leaves have a leading axis of
+    ``num_workers``; worker ``i`` passes its slice to ``grad_fn`` /
+    ``loss_fn``.
+    """
+    self._check_data(worker_data)
+    flat_x, unravel = ravel_pytree(state.x)
     step_key = jax.random.fold_in(state.key, state.step)
     first = state.step == 0
     mapped = parallel.client_map(
       self._worker,
       self.mesh,
       self.axis_name,
-      in_axes=(0, 0, 0, 0, None, None, None, None),
+      in_axes=(0, 0, 0, None, None, None, None),
       out_axes=(0, 0, None, None, None),
     )
     e, h_local, h_used, delta_mean, (grad, loss, num_bad) = mapped(
-      state.e, state.h_local, problem.a, problem.b, x, state.h, step_key, first
+      state.e,
+      state.h_local,
+      worker_data,
+      state.x,
+      state.h,
+      step_key,
+      first,
     )
     if self.method not in _WITH_H:
       h_used = state.h  # zeros
-    new_x = x - self.step_size * (h_used + delta_mean)
+    new_flat = flat_x - self.step_size * (h_used + delta_mean)
     new_h = h_used + delta_mean if self.method in _WITH_H else state.h
-    bad = (num_bad > 0) | jnp.logical_not(_finite_sq(new_x) & _finite_sq(new_h))
+    bad = (num_bad > 0) | jnp.logical_not(
+      _finite_sq(new_flat) & _finite_sq(new_h)
+    )
     diverged = state.diverged | bad
-    new_state = state._replace(x=new_x, e=e, h_local=h_local, h=new_h)
+    new_state = state._replace(
+      x=unravel(new_flat), e=e, h_local=h_local, h=new_h
+    )
     new_state = solver_lib.freeze(diverged, state, new_state)
     new_state = new_state._replace(step=state.step + 1, diverged=diverged)
-    diff = x - problem.x_star
     row = EControlTrace(
-      error=jnp.sum(diff * diff),
       grad_norm=jnp.linalg.norm(grad),
       loss=loss,
-      bits=self._bits(x.shape[0], first, x.dtype),
+      bits=self._bits(flat_x.shape[0], first, flat_x.dtype),
       diverged=state.diverged,
     )
     return new_state, row
 
   def run(
     self,
-    x0: ArrayLike,
+    x0: Any,
     key: jax.Array,
-    problem: quadratics.LeastSquaresProblem,
+    worker_data: Any,
     num_steps: int,
   ) -> tuple[EControlState, EControlTrace]:
     """Runs ``num_steps`` rounds from ``x0`` in one ``lax.scan``."""
     return solver_lib.run_scan(
-      self.step, self.init(x0, key), problem, num_steps=num_steps
+      self.step, self.init(x0, key), worker_data, num_steps=num_steps
     )
 
-  def virtual_iterate(self, state: EControlState) -> jax.Array:
+  def virtual_iterate(self, state: EControlState) -> Any:
     r""":math:`\tilde x = x - \gamma \frac1n \sum_i e_i` (error-corrected)."""
-    return state.x - self.step_size * jnp.mean(state.e, axis=0)
-
-
-def example(
-  key: jax.Array,
-) -> tuple[jax.Array, quadratics.LeastSquaresProblem]:
-  """Returns ``(x0, problem)``: 8 heterogeneous workers, ``d = 10``, 12 rows.
-
-  Use with ``EControl(num_workers=8, ...)``; ``x0`` is zero.
-  """
-  problem = quadratics.heterogeneous_least_squares(key, 8, 10, 12)
-  return jnp.zeros([10]), problem
+    flat, unravel = ravel_pytree(state.x)
+    return unravel(flat - self.step_size * jnp.mean(state.e, axis=0))

@@ -50,21 +50,26 @@ asymptotic covariance falls as :math:`O(1/\alpha^2)`),
 asymptotic gain). ``alpha = 0`` is the base chain (SA-MHRW for the default
 base), the paper's baseline.
 
-Example:
-  >>> theta0, problem = example(jax.random.key(0))  # 8 runs, 12 nodes
-  >>> solver = SASRRW(num_nodes=12, alpha=5.0, a=0.6, b=0.8)
-  >>> state, trace = jax.jit(solver.run, static_argnums=3)(
-  ...     theta0, jax.random.key(1), problem, 1000)
-  >>> trace.mse[-1]          # mean over runs of ||theta_n - theta*||^2
+Example (the node objective is any per-node gradient function; the
+default is the consensus objective :math:`F_i = \frac12\|\theta - c_i\|^2`
+with node data :math:`c_i`)::
+
+  adjacency = graphs.ring_lattice_with_chords(jax.random.key(0), 12, 1, 4)
+  c = 3.0 * jax.random.normal(jax.random.key(1), (12, 2))     # [N, d]
+  problem = make_problem(adjacency, c, theta_star=jnp.mean(c, 0))
+  solver = SASRRW(num_nodes=12, alpha=5.0, a=0.6, b=0.8)
+  state, trace = jax.jit(solver.run, static_argnums=3)(
+      jnp.zeros((8, 2)), jax.random.key(2), problem, 1000)   # 8 runs
+  trace.mse[-1]          # mean over runs of ||theta_n - theta*||^2
 
 .. note:: Choices and deviations (the paper card is unsure on these).
 
   * **Indexing.** The step with counter ``n`` (``state.step``, from 0) uses
     :math:`\gamma_{n+1} = (n+2)^{-a}` and :math:`\beta_{n+1} = (n+2)^{-b}`,
     exactly the card's update with :math:`\gamma_n = (n+1)^{-a}`; no
-    step-size constants (multiply ``objective`` to rescale :math:`\beta`).
+    step-size constants (scale the gradient to rescale :math:`\beta`).
   * **Initial state.** :math:`x_0 = (1/N, \dots, 1/N)` (strictly positive,
-    as the log-space kernel needs), :math:`\theta_0` = the given array,
+    as the log-space kernel needs), :math:`\theta_0` = the given pytree,
     :math:`X_0` uniform over the nodes (``node0`` overrides), drawn from
     ``split(key)[0]``.
   * **Sampling.** Each move draws one uniform :math:`u` and takes the
@@ -73,23 +78,29 @@ Example:
     max). Same law; one uniform per move makes the walk transcribable in
     NumPy, and with ``alpha = 0`` it is exactly the plain Metropolis-Hastings
     simulator that draws ``searchsorted(cumsum(P[X]), u)`` from the same
-    uniforms (tested). Run ``r`` at step ``n`` draws from
-    ``fold_in(fold_in(state.key, n), r)`` (``r`` the *global* run index),
-    so one device and many give the same walks.
-  * **The SA field** is :math:`-\nabla F_i(\theta_n)` of ``objective(theta,
-    node_data[i])`` (``jax.grad``); the default is the card's quadratic
-    :math:`F_i = \frac12\|\theta - c_i\|^2`. A plain SA update, not an optax
-    chain (the card suggests ``optax.scale_by_schedule``; the update is the
-    same). For a non-uniform :math:`\mu` (e.g. :func:`simple_random_walk`)
-    the iterate targets :math:`\sum_i \mu_i F_i`; put importance weights
-    :math:`1/(N\mu_i)` into ``objective`` for the uniform average.
-  * **Metrics.** ``problem.theta_star`` defaults to the
-    :math:`\mu`-weighted mean of ``node_data``, the minimiser for the default
-    quadratic; pass it for other objectives (``nan`` if unknown).
+    uniforms (tested). Run ``r`` at step ``n`` draws its uniform from
+    ``k = fold_in(fold_in(state.key, n), r)`` (``r`` the *global* run
+    index) and passes ``fold_in(k, 1)`` to ``grad_fn``, so one device and
+    many give the same walks.
+  * **The SA field** is :math:`H(\theta, i) = -g_i(\theta)` with
+    :math:`g_i` = ``grad_fn(theta, node_data[i], key)`` (or
+    ``jax.grad(loss_fn)``); the default (neither given) is the card's
+    quadratic :math:`F_i = \frac12\|\theta - c_i\|^2`
+    (:mod:`jaxopt_papers.distributed.objectives`). ``theta`` may be any
+    pytree (leaves with a leading runs axis). A plain SA update, not an
+    optax chain (the card suggests ``optax.scale_by_schedule``; the update
+    is the same). For a non-uniform :math:`\mu` (e.g.
+    :func:`simple_random_walk`) the iterate targets :math:`\sum_i \mu_i
+    F_i`; put importance weights :math:`1/(N\mu_i)` into the gradient for
+    the uniform average.
+  * **Metrics.** ``problem.theta_star`` (a pytree like one run's theta) is
+    the reference for the ``mse`` trace; ``None`` (unknown) leaves ``mse``
+    out of the trace (``None``). The card's quadratic testbed, with its
+    :math:`\mu`-weighted mean as ``theta_star``, is
+    :func:`jaxopt_papers.data.quadratics.targets_on_graph`.
 """
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -99,9 +110,9 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jaxopt_papers.core import checks, parallel
+from jaxopt_papers.core import checks, graphs, parallel
 from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import graphs
+from jaxopt_papers.distributed import objectives
 
 __all__ = [
   'SAProblem',
@@ -109,10 +120,8 @@ __all__ = [
   'SASRRWState',
   'SASRRWTrace',
   'WalkGraph',
-  'example',
   'make_problem',
   'metropolis_hastings',
-  'quadratic_objective',
   'sample_index',
   'simple_random_walk',
   'srrw_logits',
@@ -193,7 +202,7 @@ def walk_graph(
 
   Args:
     adjacency: ``[N, N]`` symmetric 0/1 matrix, zero diagonal, connected
-      (see :mod:`jaxopt_papers.data.graphs`).
+      (see :mod:`jaxopt_papers.core.graphs`).
     transition: Dense ``[N, N]`` base chain; ``None`` (default) is
       :func:`metropolis_hastings`. Must be row-stochastic and supported on
       the graph's edges and self loops.
@@ -313,16 +322,6 @@ def srrw_step(
   return new_node, x + gamma * (delta - x)
 
 
-def _check_exponent(name: str, value: Any) -> None:
-  if not (checks.is_real(value) and 0.5 < value <= 1.0):
-    raise ValueError(f'`{name}` must be in (0.5, 1], got {value!r}')
-
-
-def _check_alpha(value: Any) -> None:
-  if not (checks.is_real(value) and np.isfinite(value) and value >= 0):
-    raise ValueError(f'`alpha` must be a finite number >= 0, got {value!r}')
-
-
 def srrw_walk(
   key: jax.Array,
   graph: WalkGraph,
@@ -348,8 +347,8 @@ def srrw_walk(
   Raises:
     ValueError: naming ``alpha``, ``a`` or ``num_steps``.
   """
-  _check_alpha(alpha)
-  _check_exponent('a', a)
+  checks.check_nonnegative('alpha', alpha)
+  checks.check_interval('a', a, 0.5, 1.0, low_open=True)
   checks.check_int('num_steps', num_steps)
   n = graph.num_nodes
   dtype = graph.log_mu.dtype
@@ -372,11 +371,6 @@ def srrw_walk(
 # ------------------------------------------------------------ the SA problem
 
 
-def quadratic_objective(theta: jax.Array, c: jax.Array) -> jax.Array:
-  r"""The card's node objective :math:`\frac12\|\theta - c_i\|^2`."""
-  return 0.5 * jnp.sum((theta - c) ** 2)
-
-
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class SAProblem:
@@ -386,14 +380,14 @@ class SAProblem:
     graph: The :class:`WalkGraph` of the base chain.
     node_data: Pytree whose leaves have a leading axis of length ``N``;
       node ``i`` passes ``tree_map(lambda v: v[i], node_data)`` to the
-      objective.
-    theta_star: ``[d]`` reference solution for the error metrics (``nan``
-      if unknown).
+      solver's gradient function.
+    theta_star: Reference solution for the ``mse`` metric, a pytree like
+      one run's theta; ``None`` if unknown (no ``mse`` in the trace).
   """
 
   graph: WalkGraph
   node_data: Any
-  theta_star: jax.Array
+  theta_star: Any = None
 
   @property
   def num_nodes(self) -> int:
@@ -406,14 +400,14 @@ def make_problem(
   *,
   transition: ArrayLike | None = None,
   stationary: ArrayLike | None = None,
-  theta_star: ArrayLike | None = None,
+  theta_star: Any = None,
 ) -> SAProblem:
   """Builds an :class:`SAProblem` (host-side).
 
-  ``theta_star`` defaults to the :math:`\\mu`-weighted mean of
-  ``node_data`` (an ``[N, d]`` array then), the minimiser of
-  :math:`\\sum_i \\mu_i F_i` for the default quadratic objective. The
-  graph's float dtype follows ``node_data``'s.
+  The graph's float dtype follows ``node_data``'s, and so does
+  ``theta_star`` (``None``: unknown). The card's quadratic problem, whose
+  ``theta_star`` is the :math:`\\mu`-weighted mean of its node data, is
+  :func:`jaxopt_papers.data.quadratics.targets_on_graph`.
 
   Raises:
     ValueError: naming ``node_data`` (wrong leading size) or as
@@ -433,17 +427,12 @@ def make_problem(
         f'`node_data` leaves must have a leading axis of {n} nodes, got '
         f'shape {jnp.shape(v)}'
       )
-  if theta_star is None:
-    c = jnp.asarray(node_data)
-    if c.ndim != 2:
-      raise ValueError(
-        '`theta_star` is needed unless `node_data` is an [N, d] array'
-      )
-    theta_star = jnp.sum(graph.mu[:, None] * c, axis=0)
+  if theta_star is not None:
+    theta_star = jax.tree.map(lambda v: jnp.asarray(v, dtype), theta_star)
   return SAProblem(
     graph=graph,
     node_data=jax.tree.map(jnp.asarray, node_data),
-    theta_star=jnp.asarray(theta_star, dtype),
+    theta_star=theta_star,
   )
 
 
@@ -456,14 +445,14 @@ class SASRRWState(NamedTuple):
   step: jax.Array  # shape=(), int32: n
   node: jax.Array  # [R] int32: the token X_n of each run
   x: jax.Array  # [R, N]: visit frequencies x_n
-  theta: jax.Array  # [R, d]: iterates theta_n
+  theta: Any  # pytree of [R, ...] leaves: iterates theta_n
   key: jax.Array  # typed key; run r at step n uses fold_in(fold_in(key, n), r)
 
 
 class SASRRWTrace(NamedTuple):
   """One row per step, describing the state the step starts from."""
 
-  mse: jax.Array  # mean over runs of ||theta_n - theta*||^2
+  mse: jax.Array | None  # mean over runs of ||theta_n - theta*||^2
   freq_error: jax.Array  # mean over runs of ||x_n - mu||_1
   num_nonfinite: jax.Array  # int32: runs with a non-finite theta_n or x_n
 
@@ -487,18 +476,25 @@ class SASRRW:
     a: Exponent of :math:`\gamma_n = (n+1)^{-a}`, in :math:`(0.5, 1]`.
     b: Exponent of :math:`\beta_n = (n+1)^{-b}`, in :math:`(0.5, 1]`.
       Defaults ``a=0.6, b=0.8``: regime (i) of the card's reproduction.
-    objective: ``(theta [d], node_datum) -> scalar`` :math:`F_i`; ``None``
-      is :func:`quadratic_objective`. Static (hashable) callable.
+    grad_fn: One node's gradient ``(theta, node_datum, key) -> grads``
+      :math:`\nabla F_i(\theta)` (a pytree like one run's theta; ``key``
+      is this run's and step's, for minibatches). ``None``:
+      ``jax.grad(loss_fn)``. Static (hashable) callable.
+    loss_fn: One node's objective ``(theta, node_datum) -> scalar``
+      :math:`F_i`, used when ``grad_fn`` is ``None``. With neither, the
+      card's quadratic :math:`\frac12\|\theta - c_i\|^2` with node data
+      :math:`c_i` (:mod:`jaxopt_papers.distributed.objectives`).
     mesh: ``None`` (``vmap`` over runs) or a mesh with axis ``axis_name``
       (runs divisible by its size); results equal the ``vmap`` path up to
       the summation order of the metrics.
     axis_name: Name of the run axis (and of the mesh axis).
 
   Returns:
-    ``init(theta0 [R, d], key, node0=None) -> SASRRWState``, ``step(state,
-    problem) -> (SASRRWState, SASRRWTrace)`` and ``run(theta0, key, problem,
-    num_steps)``; trace fields of shape ``[num_steps]``: ``mse``,
-    ``freq_error``, ``num_nonfinite``.
+    ``init(theta0, key, node0=None) -> SASRRWState`` (``theta0`` a pytree
+    whose leaves have a leading runs axis ``R``), ``step(state, problem) ->
+    (SASRRWState, SASRRWTrace)`` and ``run(theta0, key, problem,
+    num_steps)``; trace fields of shape ``[num_steps]``: ``mse`` (``None``
+    without ``problem.theta_star``), ``freq_error``, ``num_nonfinite``.
 
   References:
     Hu, Doshi, Eun, `Accelerating Distributed Stochastic Optimization via
@@ -510,17 +506,18 @@ class SASRRW:
   alpha: float = 5.0
   a: float = 0.6
   b: float = 0.8
-  objective: Callable[[jax.Array, Any], jax.Array] | None = None
+  grad_fn: objectives.GradFn | None = None
+  loss_fn: objectives.LossFn | None = None
   mesh: Mesh | None = None
   axis_name: str = 'runs'
 
   def __post_init__(self):
     checks.check_int('num_nodes', self.num_nodes, minimum=1)
-    _check_alpha(self.alpha)
-    _check_exponent('a', self.a)
-    _check_exponent('b', self.b)
-    if self.objective is not None and not callable(self.objective):
-      raise ValueError(f'`objective` must be callable, got {self.objective!r}')
+    checks.check_nonnegative('alpha', self.alpha)
+    checks.check_interval('a', self.a, 0.5, 1.0, low_open=True)
+    checks.check_interval('b', self.b, 0.5, 1.0, low_open=True)
+    checks.check_callable('grad_fn', self.grad_fn, allow_none=True)
+    checks.check_callable('loss_fn', self.loss_fn, allow_none=True)
     checks.check_mesh(self.mesh, self.axis_name)
 
   @property
@@ -532,27 +529,45 @@ class SASRRW:
 
   def init(
     self,
-    theta0: ArrayLike,
+    theta0: Any,
     key: jax.Array,
     node0: ArrayLike | None = None,
   ) -> SASRRWState:
-    """The state at ``theta0`` (``[R, d]``: one row per run).
+    """The state at ``theta0`` (leaves ``[R, ...]``: one row per run).
 
-    ``x_0`` is uniform, ``X_0`` uniform over nodes from ``split(key)[0]``
-    unless ``node0`` (``[R]`` int) is given; the walk uses ``split(key)[1]``.
+    ``x_0`` is uniform (in the dtype of the theta leaves), ``X_0`` uniform
+    over nodes from ``split(key)[0]`` unless ``node0`` (``[R]`` int) is
+    given; the walk uses ``split(key)[1]``.
     """
-    theta0 = jnp.asarray(theta0)
-    if theta0.ndim != 2:
-      raise ValueError(f'`theta0` must have shape [R, d], got {theta0.shape}')
-    if not jnp.issubdtype(theta0.dtype, jnp.floating):
-      theta0 = theta0.astype(jnp.result_type(float))
-    runs, n = theta0.shape[0], self.num_nodes
+    theta0 = jax.tree.map(jnp.asarray, theta0)
+    leaves = jax.tree.leaves(theta0)
+    if not leaves or any(v.ndim < 1 for v in leaves):
+      raise ValueError(
+        '`theta0` must be a pytree of arrays with a leading runs axis, got '
+        f'shapes {[v.shape for v in leaves]}'
+      )
+    runs = leaves[0].shape[0]
+    if any(v.shape[0] != runs for v in leaves):
+      raise ValueError(
+        '`theta0` leaves must share the leading runs axis, got shapes '
+        f'{[v.shape for v in leaves]}'
+      )
+    theta0 = jax.tree.map(
+      lambda v: (
+        v
+        if jnp.issubdtype(v.dtype, jnp.floating)
+        else v.astype(jnp.result_type(float))
+      ),
+      theta0,
+    )
+    dtype = jnp.result_type(*jax.tree.leaves(theta0))
+    n = self.num_nodes
     init_key, walk_key = jax.random.split(key)
     if node0 is None:
       node = jax.random.randint(init_key, (runs,), 0, n, dtype=jnp.int32)
     else:
       node = jnp.broadcast_to(jnp.asarray(node0, jnp.int32), (runs,))
-    x = jnp.full((runs, n), 1.0 / n, theta0.dtype)
+    x = jnp.full((runs, n), 1.0 / n, dtype)
     step = jnp.zeros([], jnp.int32)
     if self.mesh is not None:
       node, x, theta0 = parallel.place(
@@ -565,17 +580,32 @@ class SASRRW:
     """The update of one run; the metrics reduce over all runs."""
     axis = self.axis_name
     graph = problem.graph
-    err = jnp.sum((theta - problem.theta_star) ** 2)
     l1 = jnp.sum(jnp.abs(x - graph.mu))
-    ok = jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(x))
+    ok = jnp.all(jnp.isfinite(x))
+    for leaf in jax.tree.leaves(theta):
+      ok = ok & jnp.all(jnp.isfinite(leaf))
     key = jax.random.fold_in(step_key, parallel.axis_index(axis))
     new_node, new_x = srrw_step(key, node, x, graph, self.alpha, gamma)
     datum = jax.tree.map(lambda v: v[new_node], problem.node_data)
-    objective = self.objective or quadratic_objective
-    grad = jax.grad(objective)(theta, datum)  # H(theta, i) = -grad F_i
-    new_theta = theta - beta * grad
+    grad_fn = objectives.resolve(self.grad_fn, self.loss_fn)
+    grad = grad_fn(theta, datum, jax.random.fold_in(key, 1))
+    # H(theta, i) = -grad F_i
+    new_theta = jax.tree.map(
+      lambda t, g: t - beta.astype(t.dtype) * g, theta, grad
+    )
+    mse = None
+    if problem.theta_star is not None:
+      err = sum(
+        jnp.sum((t - s) ** 2)
+        for t, s in zip(
+          jax.tree.leaves(theta),
+          jax.tree.leaves(problem.theta_star),
+          strict=True,
+        )
+      )
+      mse = parallel.pmean(err, axis)
     stats = (
-      parallel.pmean(err, axis),
+      mse,
       parallel.pmean(l1, axis),
       parallel.psum(jnp.logical_not(ok).astype(jnp.int32), axis),
     )
@@ -592,7 +622,7 @@ class SASRRW:
         f'`num_nodes` is {self.num_nodes} but the problem has '
         f'{problem.num_nodes} nodes and the state {state.x.shape[-1]}'
       )
-    dtype = state.theta.dtype
+    dtype = state.x.dtype
     count = state.step.astype(dtype) + 2.0  # n + 2: gamma_{n+1}, beta_{n+1}
     gamma, beta = count**-self.a, count**-self.b
     step_key = jax.random.fold_in(state.key, state.step)
@@ -613,7 +643,7 @@ class SASRRW:
 
   def run(
     self,
-    theta0: ArrayLike,
+    theta0: Any,
     key: jax.Array,
     problem: SAProblem,
     num_steps: int,
@@ -622,16 +652,3 @@ class SASRRW:
     return solver_lib.run_scan(
       self.step, self.init(theta0, key), problem, num_steps=num_steps
     )
-
-
-def example(key: jax.Array) -> tuple[jax.Array, SAProblem]:
-  """Returns ``(theta0, problem)``: a small SA-SRRW problem for docs/tests.
-
-  12 nodes (ring :math:`\\pm 1` plus 4 random chords), ``c_i \\sim N(0,
-  9 I_2)``, 8 runs from :math:`\\theta_0 = 0`; use with
-  ``SASRRW(num_nodes=12)``.
-  """
-  k_graph, k_data = jax.random.split(key)
-  adjacency = graphs.ring_lattice_with_chords(k_graph, 12, 1, 4)
-  c = 3.0 * jax.random.normal(k_data, (12, 2))
-  return jnp.zeros((8, 2)), make_problem(adjacency, c)

@@ -93,19 +93,19 @@ of each row's model.
     is reset every local work, as in the code.
   * Divergence: ``trace.nonfinite`` flags a non-finite :math:`f(\theta^n)`
     or :math:`\theta^{n+1}` (the run is not stopped).
-  * Default ``loss_fn`` is :func:`jaxopt_papers.data.federated.quadratic_loss`
-    and ``client_tx`` ``optax.sgd(0.05)`` (card 14's ``K = 5`` GD steps at
-    lr 0.05); the code's local work is SGD with momentum 0.9, batch 64 and
-    gradient clip 1e4 (``client_tx``/``batch_size`` can express it).
+  * Default ``client_tx`` is ``optax.sgd(0.05)`` and ``num_local_steps``
+    5 (card 14's ``K = 5`` GD steps at lr 0.05 on quadratic clients); the
+    code's local work is SGD with momentum 0.9, batch 64 and gradient clip
+    1e4 (``client_tx``/``batch_size`` can express it).
   * ``trace.loss`` and ``grad_norm`` are of the global objective
     :math:`f(\theta^n) = \sum_i p_i F_i` over all clients, full batch.
 
-Example:
-  >>> problem = federated_data.quadratic_clients(
-  ...     jax.random.key(0), 10, 5, eig_min=1., eig_max=1., center_scale=1.,
-  ...     shift=3.)
+Example (card 14's quadratic clients, e.g.
+``jaxopt_papers.data.federated.quadratic_clients(key, 10, 5, eig_min=1.,
+eig_max=1., center_scale=1., shift=3.)`` with its ``quadratic_loss``):
   >>> solver = AsyncFL(client_times=fx_times(10, 80), scheme='fedfix',
-  ...                  delta_t=0.5, weights='weight', time_budget=200.)
+  ...                  delta_t=0.5, weights='weight', time_budget=200.,
+  ...                  loss_fn=quadratic_loss)
   >>> state, trace = jax.jit(solver.run, static_argnums=3)(
   ...     jnp.zeros([5]), jax.random.key(1), problem.data,
   ...     solver.num_events())
@@ -119,19 +119,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh
-from jax.sharding import PartitionSpec as P
 
-from jaxopt_papers.core import checks, parallel
+from jaxopt_papers.core import checks
 from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import federated as federated_data
-from jaxopt_papers.federated import simulator
+from jaxopt_papers.federated import rounds, simulator
 
 __all__ = [
   'AsyncFL',
   'AsyncFLState',
   'AsyncFLTrace',
-  'example',
   'fx_times',
 ]
 
@@ -152,10 +148,9 @@ def fx_times(num_clients: int, slower_percent: float) -> tuple[float, ...]:
       ``[0, 100)``.
   """
   checks.check_int('num_clients', num_clients)
-  if not (checks.is_real(slower_percent) and 0 <= slower_percent < 100):
-    raise ValueError(
-      f'`slower_percent` must be in [0, 100), got {slower_percent!r}'
-    )
+  checks.check_interval(
+    'slower_percent', slower_percent, 0, 100, high_open=True
+  )
   if num_clients == 1:
     return (1.0,)
   return tuple(
@@ -199,7 +194,7 @@ class AsyncFLTrace(NamedTuple):
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class AsyncFL:
+class AsyncFL(rounds.RoundSolver):
   r"""Sync / Async / FedFix / FedBuff aggregation (see the module docstring).
 
   Args:
@@ -244,26 +239,19 @@ class AsyncFL:
   buffer_size: int = 2
   time_budget: float | None = None
   time_jitter: float = 0.0
-  loss_fn: simulator.LossFn = federated_data.quadratic_loss
   client_tx: optax.GradientTransformation = optax.sgd(0.05)
-  num_local_steps: int = 5
-  batch_size: int | None = None
   grad_fn: simulator.GradFn | None = None
-  eval_fn: Any = None
-  mesh: Mesh | None = None
-  axis_name: str = 'clients'
+  num_local_steps: int = 5
 
   def __post_init__(self):
+    super().__post_init__()
     times = self.client_times
-    if not (
-      isinstance(times, tuple)
-      and times
-      and all(checks.is_real(t) and math.isfinite(t) and t > 0 for t in times)
-    ):
+    if not (isinstance(times, tuple) and times):
       raise ValueError(
-        '`client_times` must be a non-empty tuple of finite numbers > 0, '
-        f'got {times!r}'
+        f'`client_times` must be a non-empty tuple of numbers, got {times!r}'
       )
+    for tau in times:
+      checks.check_positive('client_times', tau)
     checks.check_in('scheme', self.scheme, _SCHEMES)
     checks.check_in('weights', self.weights, _WEIGHTS)
     checks.check_positive('server_lr', self.server_lr)
@@ -275,29 +263,13 @@ class AsyncFL:
         f'{self.buffer_size}'
       )
     checks.check_positive('time_budget', self.time_budget, allow_none=True)
-    checks.check_nonnegative('time_jitter', self.time_jitter)
-    if self.time_jitter >= 1:
-      raise ValueError(
-        f'`time_jitter` must be in [0, 1), got {self.time_jitter!r}'
-      )
-    self.trainer  # noqa: B018  (validates loss_fn, client_tx, K, ...)
-    if self.eval_fn is not None and not callable(self.eval_fn):
-      raise ValueError(f'`eval_fn` must be callable, got {self.eval_fn!r}')
-    checks.check_mesh(self.mesh, self.axis_name)
+    checks.check_interval(
+      'time_jitter', self.time_jitter, 0.0, 1.0, high_open=True
+    )
 
   @property
   def num_clients(self) -> int:
     return len(self.client_times)
-
-  @property
-  def trainer(self) -> simulator.LocalTrainer:
-    return simulator.LocalTrainer(
-      loss_fn=self.loss_fn,
-      client_tx=self.client_tx,
-      num_local_steps=self.num_local_steps,
-      batch_size=self.batch_size,
-      grad_fn=self.grad_fn,
-    )
 
   # ------------------------------------------------------- host-side helpers
 
@@ -400,21 +372,14 @@ class AsyncFL:
     )
     first = self._draw_times(jax.random.fold_in(key, simulator.SERVER_ID))
     state = AsyncFLState(
-      round=jnp.zeros([], jnp.int32),
-      params=params,
+      **self._init_fields(params, key),
       sent=sent,
       sent_round=jnp.zeros([m], jnp.int32),
       return_times=first,
       deliveries=jnp.zeros([m], jnp.int32),
       time=jnp.zeros([], self._time_dtype()),
-      key=key,
     )
-    if self.mesh is not None:
-      replicated = parallel.place(state._replace(sent=None), self.mesh, P())
-      state = replicated._replace(
-        sent=parallel.place(sent, self.mesh, P(self.axis_name))
-      )
-    return state
+    return self._place(state, 'sent')
 
   def _schedule(self, state: AsyncFLState) -> tuple[jax.Array, jax.Array]:
     """``(mask [M], event_time)`` of event ``state.round`` (no budget)."""
@@ -451,37 +416,24 @@ class AsyncFL:
     self, params, sent, examples, count, p, d, active, k_round, lr
   ):
     """One client at one event; returns the new ``sent`` and aggregates."""
-    axis = self.axis_name
-    loss, grad = simulator.global_objective(
-      self.loss_fn, params, examples, count, p, axis
-    )
-    cid = parallel.axis_index(axis)
-    new, stats = self.trainer(
-      sent, examples, count, simulator.client_key(k_round, cid)
-    )
+    loss, grad = self._objective(params, examples, count, p)
+    new, stats = self._train(sent, examples, count, k_round)
     delta = jax.tree.map(jnp.subtract, new, sent)
-    total, _ = simulator.masked_weighted_sum(delta, d, active, axis)
+    total, _ = simulator.masked_weighted_sum(delta, d, active, self.axis_name)
     new_params = jax.tree.map(
       lambda x, u: x + lr.astype(u.dtype) * u, params, total
     )
     new_sent = jax.tree.map(
       lambda s, x: jnp.where(active, x, s), sent, new_params
     )
-    one = jnp.ones([], stats.loss.dtype)
-    client_loss, _ = simulator.masked_weighted_sum(
-      stats.loss, one, active, axis
-    )
+    client_loss = self._participants_sum(stats.loss, active)
     return new_params, new_sent, total, loss, grad, client_loss
 
   def step(
     self, state: AsyncFLState, data: simulator.ClientData
   ) -> tuple[AsyncFLState, AsyncFLTrace]:
     """One aggregation event; the trace row describes ``state.params``."""
-    m = self.num_clients
-    if data.num_clients != m:
-      raise ValueError(
-        f'`client_times` has {m} clients, the data has {data.num_clients}'
-      )
+    self._check_data(data.num_clients, self.num_clients, 'client_times')
     k_round = simulator.round_key(state.key, state.round)
     mask, event_time = self._schedule(state)
     active = jnp.asarray(True)
@@ -489,12 +441,10 @@ class AsyncFL:
       active = event_time <= jnp.asarray(self.time_budget, event_time.dtype)
     mask = mask & active
     d = self._aggregation_weights(state, mask, data.weights)
-    mapped = parallel.client_map(
+    mapped = self._map(
       self._client_event,
-      self.mesh,
-      self.axis_name,
-      in_axes=(None, 0, 0, 0, 0, 0, 0, None, None),
-      out_axes=(None, 0, None, None, None, None),
+      (None, 0, 0, 0, 0, 0, 0, None, None),
+      (None, 0, None, None, None, None),
     )
     lr = jnp.asarray(self.server_lr, data.weights.dtype)
     params, sent, total, loss, grad, client_sum = mapped(
@@ -518,26 +468,16 @@ class AsyncFL:
     sent_round = jnp.where(mask, next_round, state.sent_round)
     origin = jnp.where(mask, state.sent_round, -1)
     stale = jnp.sum(jnp.where(mask, state.round - state.sent_round, 0))
-    model_bytes = simulator.tree_bytes(state.params)
-    up, down = simulator.communication_bytes(num, model_bytes, model_bytes)
-    finite = jnp.isfinite(loss) & simulator.tree_isfinite(params)
     numf = jnp.maximum(num, 1).astype(client_sum.dtype)
     row = AsyncFLTrace(
-      loss=loss,
-      grad_norm=optax.tree.norm(grad),
+      **self._trace_fields(state.params, params, loss, grad, num, client_sum),
       time=state.time,
       event_time=event_time,
       active=active,
       participants=mask,
       origin=origin.astype(jnp.int32),
-      num_participants=num,
       staleness=stale.astype(client_sum.dtype) / numf,
-      bytes_up=up,
-      bytes_down=down,
-      client_loss=client_sum / numf,
       delta_norm=optax.tree.norm(total),
-      nonfinite=~finite,
-      metrics=None if self.eval_fn is None else self.eval_fn(state.params),
     )
     new_state = AsyncFLState(
       round=jnp.where(active, next_round, state.round),
@@ -550,32 +490,3 @@ class AsyncFL:
       key=state.key,
     )
     return new_state, row
-
-  def run(
-    self,
-    params: optax.Params,
-    key: jax.Array,
-    data: simulator.ClientData,
-    num_steps: int,
-  ) -> tuple[AsyncFLState, AsyncFLTrace]:
-    """Runs ``num_steps`` aggregation events in one ``lax.scan``."""
-    return solver_lib.run_scan(
-      self.step, self.init(params, key), data, num_steps=num_steps
-    )
-
-  def evaluate(
-    self, params: optax.Params, data: simulator.ClientData
-  ) -> jax.Array:
-    """The global objective ``f(params)`` on ``data``."""
-    return simulator.evaluate(
-      self.loss_fn, params, data, self.mesh, self.axis_name
-    )
-
-
-def example(key: jax.Array) -> tuple[jax.Array, simulator.ClientData]:
-  """A small problem: 8 heterogeneous quadratic clients in 4 dimensions.
-
-  Returns ``(x0, data)`` for ``AsyncFL(client_times=fx_times(8, 70))``.
-  """
-  problem = federated_data.quadratic_clients(key, num_clients=8, dim=4)
-  return jnp.zeros([4]), problem.data

@@ -24,7 +24,7 @@ parallel, :math:`y_0 = x_i^t`, for :math:`k < K` (``num_local_steps``):
 ``rho`` = :math:`\rho`, ``gossip_steps`` = :math:`Q`: ``Q = 1`` is DFedSAM,
 ``Q > 1`` DFedSAM-MGS (:math:`Q` communications per round; the rate's
 consensus term improves from :math:`\lambda` to :math:`\lambda^Q`,
-:math:`\lambda` = :func:`jaxopt_papers.data.graphs.second_eigenvalue` of
+:math:`\lambda` = :func:`jaxopt_papers.core.graphs.second_eigenvalue` of
 :math:`W`), ``rho = 0`` is DFedAvg (:func:`dfedavg`: the ascent is skipped,
 one gradient per local step). The norm is the global norm over the whole
 pytree (:func:`simulator.sam_value_and_grad`).
@@ -67,17 +67,12 @@ at construction.
     is :math:`\frac1C \sum_i \|y_{i,K} - \bar y\|^2` of the round itself.
     ``bytes_sent`` counts every model sent to a neighbour: :math:`Q \times`
     (number of directed edges of :math:`W`) :math:`\times` model bytes.
-  * ``loss_fn`` defaults to the cards' quadratic clients so the registry
-    can build the solver from numbers; use
-    :func:`jaxopt_papers.data.federated.classification_loss` for a model.
 
-Example:
-  >>> fed = federated_data.dirichlet_digits(jax.random.key(0), 16, 0.3)
-  >>> model = mlp.MLP(features=(64, 10))
-  >>> x0 = model.init(jax.random.key(1), jnp.zeros([1, 64]))
+Example (an MLP on the digits split over 16 clients, e.g.
+``fed = jaxopt_papers.data.federated.dirichlet_digits(key, 16, 0.3)`` with
+``loss = jaxopt_papers.data.federated.classification_loss(model.apply)``):
   >>> solver = DFedSAM(num_clients=16, rho=0.05, gossip_steps=4,
-  ...                  loss_fn=federated_data.classification_loss(
-  ...                      model.apply), num_local_steps=10, batch_size=32)
+  ...                  loss_fn=loss, num_local_steps=10, batch_size=32)
   >>> state, trace = jax.jit(solver.run, static_argnums=3)(
   ...     x0, jax.random.key(2), fed.train, 100)
 """
@@ -90,21 +85,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh
-from jax.sharding import PartitionSpec as P
 
-from jaxopt_papers.core import checks, parallel
-from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import federated as federated_data
-from jaxopt_papers.data import graphs
-from jaxopt_papers.federated import simulator
+from jaxopt_papers.core import checks, graphs, parallel
+from jaxopt_papers.federated import rounds, simulator
 
 __all__ = [
   'DFedSAM',
   'DFedSAMState',
   'DFedSAMTrace',
   'dfedavg',
-  'example',
   'mixing_matrix',
 ]
 
@@ -185,7 +174,7 @@ class DFedSAMTrace(NamedTuple):
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class DFedSAM:
+class DFedSAM(rounds.RoundSolver):
   r"""Decentralized SAM with ``gossip_steps`` gossip steps per round.
 
   Args:
@@ -214,41 +203,27 @@ class DFedSAM:
   rho: float = 0.05
   gossip_steps: int = 1
   mixing: Any = 'ring'
-  loss_fn: simulator.LossFn = federated_data.quadratic_loss
   client_tx: optax.GradientTransformation = optax.sgd(0.05)
   num_local_steps: int = 10
-  batch_size: int | None = None
   sam_eps: float = 1e-12
-  eval_fn: Any = None
-  mesh: Mesh | None = None
-  axis_name: str = 'clients'
 
   def __post_init__(self):
     checks.check_int('num_clients', self.num_clients)
     checks.check_nonnegative('rho', self.rho)
     checks.check_int('gossip_steps', self.gossip_steps)
     checks.check_positive('sam_eps', self.sam_eps)
+    super().__post_init__()  # after the fields that `grad_fn` reads
     # Stored as nested tuples: hashable, so the solver stays static.
     object.__setattr__(
       self, 'mixing', _resolve_mixing(self.mixing, self.num_clients)
     )
-    self.trainer  # noqa: B018  (validates the local-training arguments)
-    if self.eval_fn is not None and not callable(self.eval_fn):
-      raise ValueError(f'`eval_fn` must be callable, got {self.eval_fn!r}')
-    checks.check_mesh(self.mesh, self.axis_name)
 
   @property
-  def trainer(self) -> simulator.LocalTrainer:
-    grad_fn = None
-    if self.rho > 0:  # rho = 0: plain gradients (DFedAvg), no extra pass
-      grad_fn = simulator.sam_value_and_grad(self.rho, self.sam_eps)
-    return simulator.LocalTrainer(
-      loss_fn=self.loss_fn,
-      client_tx=self.client_tx,
-      num_local_steps=self.num_local_steps,
-      batch_size=self.batch_size,
-      grad_fn=grad_fn,
-    )
+  def grad_fn(self) -> simulator.GradFn | None:
+    """The SAM hook; ``None`` (plain gradients, DFedAvg) when ``rho == 0``."""
+    if self.rho > 0:  # rho = 0: no extra gradient pass
+      return simulator.sam_value_and_grad(self.rho, self.sam_eps)
+    return None
 
   def mixing_rate(self) -> float:
     """:math:`\\lambda` of ``mixing``; a round contracts by ``lambda**Q``."""
@@ -265,16 +240,8 @@ class DFedSAM:
     stacked = jax.tree.map(
       lambda p: jnp.broadcast_to(p[None], (c, *jnp.shape(p))), params
     )
-    state = DFedSAMState(
-      round=jnp.zeros([], jnp.int32), params=stacked, key=key
-    )
-    if self.mesh is not None:
-      state = DFedSAMState(
-        round=parallel.place(state.round, self.mesh, P()),
-        params=parallel.place(stacked, self.mesh, P(self.axis_name)),
-        key=parallel.place(key, self.mesh, P()),
-      )
-    return state
+    state = DFedSAMState(**self._init_fields(stacked, key))
+    return self._place(state, 'params')
 
   def _consensus(self, x):
     """Inside ``client_map``: :math:`\\frac1C\\sum_i\\|x_i - \\bar x\\|^2`."""
@@ -290,13 +257,8 @@ class DFedSAM:
     """One client's round: local SAM steps, then Q gossip steps."""
     axis = self.axis_name
     consensus, mean = self._consensus(x)
-    loss, grad = simulator.global_objective(
-      self.loss_fn, mean, examples, count, weight, axis
-    )
-    cid = parallel.axis_index(axis)
-    y, stats = self.trainer(
-      x, examples, count, simulator.client_key(k_round, cid)
-    )
+    loss, grad = self._objective(mean, examples, count, weight)
+    y, stats = self._train(x, examples, count, k_round)
     before, _ = self._consensus(y)
     w_row = w_row.astype(jax.tree.leaves(y)[0].dtype)
 
@@ -309,56 +271,33 @@ class DFedSAM:
 
     z, _ = jax.lax.scan(gossip, y, None, length=self.gossip_steps)
     client_loss = parallel.pmean(stats.loss, axis)
-    finite = simulator.tree_isfinite(z).astype(jnp.int32)
-    all_finite = parallel.pmin(finite, axis) > 0
-    return z, consensus, before, loss, grad, client_loss, all_finite, mean
+    return z, consensus, before, loss, grad, client_loss, mean
 
   def step(
     self, state: DFedSAMState, data: simulator.ClientData
   ) -> tuple[DFedSAMState, DFedSAMTrace]:
     """One round; the trace row describes ``state.params`` (the start)."""
-    if data.num_clients != self.num_clients:
-      raise ValueError(
-        f'the data has {data.num_clients} clients, `num_clients` is '
-        f'{self.num_clients}'
-      )
+    self._check_data(data.num_clients, self.num_clients, 'num_clients')
     k_round = simulator.round_key(state.key, state.round)
     w = jnp.asarray(np.asarray(self.mixing))
-    mapped = parallel.client_map(
+    mapped = self._map(
       self._client_round,
-      self.mesh,
-      self.axis_name,
-      in_axes=(0, 0, 0, 0, 0, None),
-      out_axes=(0, None, None, None, None, None, None, None),
+      (0, 0, 0, 0, 0, None),
+      (0, None, None, None, None, None, None),
     )
-    z, consensus, before, loss, grad, client_loss, finite, mean = mapped(
+    z, consensus, before, loss, grad, client_loss, mean = mapped(
       state.params, w, data.examples, data.counts, data.weights, k_round
     )
     model_bytes = simulator.tree_bytes(mean)
     sent = self.gossip_steps * self.num_links() * model_bytes
     row = DFedSAMTrace(
+      **self._trace_fields(mean, z, loss, grad),
       consensus=consensus,
       consensus_before_gossip=before,
-      loss=loss,
-      grad_norm=optax.tree.norm(grad),
       client_loss=client_loss,
       bytes_sent=jnp.asarray(sent, jnp.float32),
-      nonfinite=~(finite & jnp.isfinite(loss)),
-      metrics=None if self.eval_fn is None else self.eval_fn(mean),
     )
-    return DFedSAMState(state.round + 1, z, state.key), row
-
-  def run(
-    self,
-    params: optax.Params,
-    key: jax.Array,
-    data: simulator.ClientData,
-    num_steps: int,
-  ) -> tuple[DFedSAMState, DFedSAMTrace]:
-    """Runs ``num_steps`` rounds from ``params`` in one ``lax.scan``."""
-    return solver_lib.run_scan(
-      self.step, self.init(params, key), data, num_steps=num_steps
-    )
+    return DFedSAMState(**self._next_fields(state, z)), row
 
   def average(self, state: DFedSAMState) -> optax.Params:
     """The average model :math:`\\bar x` of ``state``."""
@@ -385,12 +324,3 @@ def dfedavg(**kwargs: Any) -> DFedSAM:
     raise ValueError('`rho` is fixed (0) in DFedAvg')
   kwargs.setdefault('gossip_steps', 1)
   return DFedSAM(rho=0.0, **kwargs)
-
-
-def example(key: jax.Array) -> tuple[jax.Array, simulator.ClientData]:
-  """A small problem: 8 heterogeneous quadratic clients in 4 dimensions.
-
-  Returns ``(x0, data)`` for ``DFedSAM(num_clients=8)``.
-  """
-  problem = federated_data.quadratic_clients(key, num_clients=8, dim=4)
-  return jnp.zeros([4]), problem.data

@@ -73,12 +73,12 @@ optax.scale(1.0)`` (:math:`\eta_g = 1`). ``omega='known_prob'`` is the code's
     without participants leaves the model and the server state unchanged
     (the counters still advance).
 
-Example:
-  >>> problem = federated_data.quadratic_clients(
-  ...     jax.random.key(0), 20, 5, eig_min=1., eig_max=1., center_scale=1.,
-  ...     shift=3.)
+Example (card 12's quadratic clients, e.g.
+``jaxopt_papers.data.federated.quadratic_clients(key, 20, 5, eig_min=1.,
+eig_max=1., center_scale=1., shift=3.)`` with its ``quadratic_loss``):
   >>> probs = tuple(float(p) for p in np.linspace(0.05, 0.5, 20))
-  >>> solver = FedAU(num_clients=20, server_tx=optax.scale(0.2),
+  >>> solver = FedAU(num_clients=20, loss_fn=quadratic_loss,
+  ...                server_tx=optax.scale(0.2),
   ...                participation=participation.Bernoulli(
   ...                    num_clients=20, probs=probs))
   >>> state, trace = jax.jit(solver.run, static_argnums=3)(
@@ -92,14 +92,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh
-from jax.sharding import PartitionSpec as P
 
 from jaxopt_papers.core import checks, parallel
-from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import federated as federated_data
-from jaxopt_papers.federated import participation as participation_lib
-from jaxopt_papers.federated import simulator
+from jaxopt_papers.federated import rounds, simulator
 
 __all__ = [
   'FedAU',
@@ -107,14 +102,12 @@ __all__ = [
   'FedAUTrace',
   'ScaleByFedAUState',
   'aggregation_weights',
-  'example',
   'fedau',
   'record_participation',
   'scale_by_fedau',
 ]
 
 _OMEGA = ('adaptive', 'known_prob')
-_WEIGHTING = ('uniform', 'data')
 
 
 class ScaleByFedAUState(NamedTuple):
@@ -261,7 +254,7 @@ class FedAUTrace(NamedTuple):
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FedAU:
+class FedAU(rounds.ServerRoundSolver):
   r"""FedAvg with FedAU's online aggregation weights, over rounds.
 
   Args:
@@ -272,8 +265,7 @@ class FedAU:
     omega: ``'adaptive'`` (FedAU) or ``'known_prob'`` (oracle
       :math:`1/p_n` from ``participation.rates()``; all rates must be > 0).
     weighting: ``'uniform'`` (divide by ``N``, the paper) or ``'data'``.
-    loss_fn: ``(params, examples [B, ...]) -> [B]`` per-example losses
-      (default: the cards' quadratics).
+    loss_fn: ``(params, examples [B, ...]) -> [B]`` per-example losses.
     client_tx: Client optimizer (default ``optax.sgd(0.1)``), reset every
       round.
     server_tx: Applied to the aggregate (default ``optax.scale(1.0)``).
@@ -291,102 +283,40 @@ class FedAU:
   """
 
   num_clients: int
-  participation: participation_lib.ParticipationModel | None = None
   cutoff: int | None = None
   omega: str = 'adaptive'
   weighting: str = 'uniform'
-  loss_fn: simulator.LossFn = federated_data.quadratic_loss
   client_tx: optax.GradientTransformation = optax.sgd(0.1)
-  server_tx: optax.GradientTransformation = optax.scale(1.0)
-  num_local_steps: int = 5
-  batch_size: int | None = None
   grad_fn: simulator.GradFn | None = None
-  eval_fn: Any = None
-  mesh: Mesh | None = None
-  axis_name: str = 'clients'
+  num_local_steps: int = 5
 
   def __post_init__(self):
+    super().__post_init__()
     checks.check_int('num_clients', self.num_clients)
-    if self.participation is not None:
-      if not isinstance(
-        self.participation, participation_lib.ParticipationModel
-      ):
-        raise ValueError(
-          '`participation` must be None or a participation model, got '
-          f'{self.participation!r}'
-        )
-      if self.participation.num_clients != self.num_clients:
-        raise ValueError(
-          f'`participation` is for {self.participation.num_clients} '
-          f'clients, `num_clients` is {self.num_clients}'
-        )
     checks.check_int('cutoff', self.cutoff, allow_none=True)
     checks.check_in('omega', self.omega, _OMEGA)
-    checks.check_in('weighting', self.weighting, _WEIGHTING)
-    if self.omega == 'known_prob' and not np.all(self._part().rates() > 0):
+    if self.omega == 'known_prob' and not np.all(
+      self._participation(self.num_clients).rates() > 0
+    ):
       raise ValueError(
         "`omega='known_prob'` needs every participation rate > 0 "
         '(`participation`)'
       )
-    if not isinstance(self.server_tx, optax.GradientTransformation):
-      raise ValueError(
-        '`server_tx` must be an optax.GradientTransformation, got '
-        f'{self.server_tx!r}'
-      )
-    self.trainer  # noqa: B018  (validates the local-training arguments)
-    if self.eval_fn is not None and not callable(self.eval_fn):
-      raise ValueError(f'`eval_fn` must be callable, got {self.eval_fn!r}')
-    checks.check_mesh(self.mesh, self.axis_name)
-
-  @property
-  def trainer(self) -> simulator.LocalTrainer:
-    return simulator.LocalTrainer(
-      loss_fn=self.loss_fn,
-      client_tx=self.client_tx,
-      num_local_steps=self.num_local_steps,
-      batch_size=self.batch_size,
-      grad_fn=self.grad_fn,
-    )
-
-  def _part(self) -> participation_lib.ParticipationModel:
-    if self.participation is None:
-      return participation_lib.Full(num_clients=self.num_clients)
-    return self.participation
 
   def init(self, params: optax.Params, key: jax.Array) -> FedAUState:
     """The state at ``params``: no interval recorded yet."""
     counters = scale_by_fedau(self.cutoff).init(jnp.zeros([self.num_clients]))
-    state = FedAUState(
-      round=jnp.zeros([], jnp.int32),
-      params=params,
-      weights=counters,
-      server_state=self.server_tx.init(params),
-      participation_state=self._part().init(
-        jax.random.fold_in(key, simulator.SERVER_ID)
-      ),
-      key=key,
-    )
-    if self.mesh is not None:
-      replicated = parallel.place(state._replace(weights=None), self.mesh, P())
-      state = replicated._replace(
-        weights=parallel.place(counters, self.mesh, P(self.axis_name))
-      )
-    return state
+    state = FedAUState(**self._init_fields(params, key), weights=counters)
+    return self._place(state, 'weights')
 
   def _client_round(
     self, params, counters, examples, count, weight, active, inv_rate, k_round
   ):
     """One client's round: its counters and the server aggregates."""
     axis = self.axis_name
-    loss, grad = simulator.global_objective(
-      self.loss_fn, params, examples, count, weight, axis
-    )
-    cid = parallel.axis_index(axis)
-    new, stats = self.trainer(
-      params, examples, count, simulator.client_key(k_round, cid)
-    )
+    loss, grad = self._objective(params, examples, count, weight)
+    new, stats = self._train(params, examples, count, k_round)
     delta = jax.tree.map(jnp.subtract, new, params)
-    w = weight if self.weighting == 'data' else jnp.ones_like(weight)
     omega = aggregation_weights(counters)
     if self.omega == 'known_prob':
       omega = inv_rate
@@ -395,14 +325,11 @@ class FedAU:
       jax.tree.map(one, delta),
       jax.tree.map(one, counters),
       participated=one(active),
-      weights=one(w),
+      weights=one(self._weight(weight)),
       omega=one(omega),
     )
     counters = jax.tree.map(lambda x: x[0], counters)
-    unit = jnp.ones([], stats.loss.dtype)
-    client_loss, _ = simulator.masked_weighted_sum(
-      stats.loss, unit, active, axis
-    )
+    client_loss = self._participants_sum(stats.loss, active)
     omega_sum, _ = simulator.masked_weighted_sum(omega, 1.0, active, axis)
     max_omega = parallel.pmax(omega, axis)
     return aggregate, counters, loss, grad, client_loss, omega_sum, max_omega
@@ -411,26 +338,14 @@ class FedAU:
     self, state: FedAUState, data: simulator.ClientData
   ) -> tuple[FedAUState, FedAUTrace]:
     """One round; the trace row describes ``state.params`` (the start)."""
-    if data.num_clients != self.num_clients:
-      raise ValueError(
-        f'the data has {data.num_clients} clients, `num_clients` is '
-        f'{self.num_clients}'
-      )
-    part = self._part()
-    k_round = simulator.round_key(state.key, state.round)
-    mask, part_state = part.sample(
-      state.participation_state, simulator.server_key(k_round), state.round
-    )
-    rates = part.rates()
+    k_round, mask, num, part_state = self._sample(state, data.num_clients)
+    rates = self._participation(data.num_clients).rates()
     inv_rate = jnp.asarray(1.0 / np.where(rates > 0, rates, 1.0))
-    mapped = parallel.client_map(
+    mapped = self._map(
       self._client_round,
-      self.mesh,
-      self.axis_name,
-      in_axes=(None, 0, 0, 0, 0, 0, 0, None),
-      out_axes=(None, 0, None, None, None, None, None),
+      (None, 0, 0, 0, 0, 0, 0, None),
+      (None, 0, None, None, None, None, None),
     )
-    num = jnp.sum(mask.astype(jnp.int32))
     aggregate, counters, loss, grad, client_sum, omega_sum, max_omega = mapped(
       state.params,
       state.weights,
@@ -441,74 +356,16 @@ class FedAU:
       inv_rate,
       k_round,
     )
-    updates, server_state = self.server_tx.update(
-      aggregate, state.server_state, state.params
-    )
-    params = optax.apply_updates(state.params, updates)
-    idle = num == 0  # no participant: model and server state unchanged
-    params, server_state = solver_lib.freeze(
-      idle, (state.params, state.server_state), (params, server_state)
-    )
-    model_bytes = simulator.tree_bytes(state.params)
-    up, down = simulator.communication_bytes(num, model_bytes, model_bytes)
-    finite = jnp.isfinite(loss) & simulator.tree_isfinite(params)
+    params, server_state, idle = self._server_update(state, aggregate, num)
     denom = jnp.maximum(num, 1).astype(client_sum.dtype)
     row = FedAUTrace(
-      loss=loss,
-      grad_norm=optax.tree.norm(grad),
-      num_participants=num,
-      bytes_up=up,
-      bytes_down=down,
-      client_loss=client_sum / denom,
+      **self._trace_fields(state.params, params, loss, grad, num, client_sum),
       update_norm=jnp.where(idle, 0.0, optax.tree.norm(aggregate)),
       mean_omega=omega_sum / denom,
       max_omega=max_omega,
-      nonfinite=~finite,
-      metrics=None if self.eval_fn is None else self.eval_fn(state.params),
     )
     new_state = FedAUState(
-      round=state.round + 1,
-      params=params,
+      **self._next_fields(state, params, server_state, part_state),
       weights=counters,
-      server_state=server_state,
-      participation_state=part_state,
-      key=state.key,
     )
     return new_state, row
-
-  def run(
-    self,
-    params: optax.Params,
-    key: jax.Array,
-    data: simulator.ClientData,
-    num_steps: int,
-  ) -> tuple[FedAUState, FedAUTrace]:
-    """Runs ``num_steps`` rounds from ``params`` in one ``lax.scan``."""
-    return solver_lib.run_scan(
-      self.step, self.init(params, key), data, num_steps=num_steps
-    )
-
-  def evaluate(
-    self, params: optax.Params, data: simulator.ClientData
-  ) -> jax.Array:
-    """The global objective ``f(params)`` on ``data``."""
-    return simulator.evaluate(
-      self.loss_fn, params, data, self.mesh, self.axis_name
-    )
-
-
-def example(key: jax.Array) -> tuple[jax.Array, simulator.ClientData]:
-  """8 quadratic clients in 4 dimensions (card 12's form: identity Hessians).
-
-  Returns ``(x0, data)`` for ``FedAU(num_clients=8)``.
-  """
-  problem = federated_data.quadratic_clients(
-    key,
-    num_clients=8,
-    dim=4,
-    eig_min=1.0,
-    eig_max=1.0,
-    center_scale=1.0,
-    shift=3.0,
-  )
-  return jnp.zeros([4]), problem.data

@@ -31,10 +31,12 @@ Sign convention (cards, §0): deltas are descent directions, so the server
 ``optax.sgd(eta_g)`` (which negates). A server optimizer with momentum
 (FedAvgM) is ``optax.chain(optax.trace(0.9), optax.scale(eta_g))``.
 
-Clients are an axis: the per-client round (local training, the client's part
-of the global objective and of the aggregate) is written once and mapped
-with :func:`jaxopt_papers.core.parallel.client_map` (``vmap``, or
-``shard_map`` over ``mesh``'s ``axis_name`` axis); the aggregate is a psum.
+:class:`FedAvg` is the plainest
+:class:`~jaxopt_papers.federated.rounds.ServerRoundSolver`. Clients are an
+axis: the per-client round (local training, the client's part of the global
+objective and of the aggregate) is written once and mapped with
+:func:`jaxopt_papers.core.parallel.client_map` (``vmap``, or ``shard_map``
+over ``mesh``'s ``axis_name`` axis); the aggregate is a psum.
 Every client trains every round and non-participants are masked out
 (``jnp.where``), which keeps shapes static (cheap at CPU scale).
 
@@ -59,9 +61,9 @@ Every client trains every round and non-participants are masked out
     :math:`f(x_t) = \sum_i p_i F_i(x_t)` over all clients (full batch),
     evaluated at the round's starting model.
 
-Example:
-  >>> x0, data = example(jax.random.key(0))
-  >>> solver = FedAvg(loss_fn=quadratic_loss, client_tx=optax.sgd(0.1),
+Example (``data`` a :class:`simulator.ClientData` and ``loss`` its
+per-example loss, e.g. built with :mod:`jaxopt_papers.data.federated`):
+  >>> solver = FedAvg(loss_fn=loss, client_tx=optax.sgd(0.1),
   ...                 num_local_steps=5,
   ...                 participation=participation.Bernoulli(
   ...                     num_clients=8, probs=0.5))
@@ -75,18 +77,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh
-from jax.sharding import PartitionSpec as P
 
 from jaxopt_papers.core import checks, parallel
-from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import federated as federated_data
-from jaxopt_papers.federated import participation as participation_lib
-from jaxopt_papers.federated import simulator
+from jaxopt_papers.federated import rounds, simulator
 
-__all__ = ['FedAvg', 'FedAvgState', 'FedAvgTrace', 'example']
+__all__ = ['FedAvg', 'FedAvgState', 'FedAvgTrace']
 
-_WEIGHTING = ('data', 'uniform')
 _NORMALIZE = ('participants', 'all')
 
 
@@ -120,7 +116,7 @@ class FedAvgTrace(NamedTuple):
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FedAvg:
+class FedAvg(rounds.ServerRoundSolver):
   r"""FedAvg / FedOpt over rounds, clients as an axis.
 
   Args:
@@ -131,6 +127,7 @@ class FedAvg:
       ``optax.scale(1.0)``, i.e. :math:`\eta_g = 1`, plain FedAvg).
     num_local_steps: Static local steps ``K >= 1`` per round.
     batch_size: Static minibatch size, or ``None`` for full-batch steps.
+    num_clients: ``C``, or ``None`` (default) to take it from the data.
     participation: A model of :mod:`jaxopt_papers.federated.participation`;
       ``None`` is full participation.
     weighting: ``'data'`` (:math:`w_i = p_i`) or ``'uniform'``.
@@ -155,181 +152,48 @@ class FedAvg:
     <https://arxiv.org/abs/2003.00295>`_, ICLR 2021.
   """
 
-  loss_fn: simulator.LossFn
   client_tx: optax.GradientTransformation = optax.sgd(0.1)
-  server_tx: optax.GradientTransformation = optax.scale(1.0)
-  num_local_steps: int = 1
-  batch_size: int | None = None
-  participation: participation_lib.ParticipationModel | None = None
-  weighting: str = 'data'
-  normalize: str = 'participants'
   grad_fn: simulator.GradFn | None = None
-  eval_fn: Any = None
-  mesh: Mesh | None = None
-  axis_name: str = 'clients'
+  normalize: str = 'participants'
 
   def __post_init__(self):
-    # Validates loss_fn, client_tx, num_local_steps, batch_size, grad_fn.
-    self.trainer  # noqa: B018
-    if not isinstance(self.server_tx, optax.GradientTransformation):
-      raise ValueError(
-        '`server_tx` must be an optax.GradientTransformation, got '
-        f'{self.server_tx!r}'
-      )
-    if self.participation is not None and not isinstance(
-      self.participation, participation_lib.ParticipationModel
-    ):
-      raise ValueError(
-        '`participation` must be None or a participation model, got '
-        f'{self.participation!r}'
-      )
-    checks.check_in('weighting', self.weighting, _WEIGHTING)
+    super().__post_init__()
     checks.check_in('normalize', self.normalize, _NORMALIZE)
-    if self.eval_fn is not None and not callable(self.eval_fn):
-      raise ValueError(f'`eval_fn` must be callable, got {self.eval_fn!r}')
-    checks.check_mesh(self.mesh, self.axis_name)
-
-  @property
-  def trainer(self) -> simulator.LocalTrainer:
-    return simulator.LocalTrainer(
-      loss_fn=self.loss_fn,
-      client_tx=self.client_tx,
-      num_local_steps=self.num_local_steps,
-      batch_size=self.batch_size,
-      grad_fn=self.grad_fn,
-    )
-
-  def _participation(self, num_clients: int):
-    if self.participation is None:
-      return participation_lib.Full(num_clients=num_clients)
-    if self.participation.num_clients != num_clients:
-      raise ValueError(
-        f'`participation` is for {self.participation.num_clients} clients, '
-        f'the data has {num_clients}'
-      )
-    return self.participation
 
   def init(self, params: optax.Params, key: jax.Array) -> FedAvgState:
     """The state at ``params`` (participation state from ``key``)."""
-    num_clients = (
-      None if self.participation is None else self.participation.num_clients
-    )
-    part_state = (
-      None
-      if num_clients is None
-      else self.participation.init(jax.random.fold_in(key, simulator.SERVER_ID))
-    )
-    state = FedAvgState(
-      round=jnp.zeros([], jnp.int32),
-      params=params,
-      server_state=self.server_tx.init(params),
-      participation_state=part_state,
-      key=key,
-    )
-    if self.mesh is not None:
-      state = parallel.place(state, self.mesh, P())
-    return state
+    return self._place(FedAvgState(**self._init_fields(params, key)))
 
   def _client_round(self, params, examples, count, weight, active, k_round):
     """One client's round; returns the server-side aggregates (psums)."""
-    axis = self.axis_name
-    loss, grad = simulator.global_objective(
-      self.loss_fn, params, examples, count, weight, axis
-    )
-    cid = parallel.axis_index(axis)
-    new, stats = self.trainer(
-      params, examples, count, simulator.client_key(k_round, cid)
-    )
+    loss, grad = self._objective(params, examples, count, weight)
+    new, stats = self._train(params, examples, count, k_round)
     delta = jax.tree.map(jnp.subtract, new, params)
-    w = weight if self.weighting == 'data' else jnp.ones_like(weight)
+    w = self._weight(weight)
     normalizer = None
     if self.normalize == 'all':
-      normalizer = parallel.psum(w, axis)
+      normalizer = parallel.psum(w, self.axis_name)
     mean_delta, _ = simulator.masked_weighted_mean(
-      delta, w, active, axis, normalizer=normalizer
+      delta, w, active, self.axis_name, normalizer=normalizer
     )
-    one = jnp.ones([], stats.loss.dtype)
-    client_loss, _ = simulator.masked_weighted_sum(
-      stats.loss, one, active, axis
-    )
+    client_loss = self._participants_sum(stats.loss, active)
     return mean_delta, loss, grad, client_loss
 
   def step(
     self, state: FedAvgState, data: simulator.ClientData
   ) -> tuple[FedAvgState, FedAvgTrace]:
     """One round; the trace row describes ``state.params`` (the start)."""
-    part = self._participation(data.num_clients)
-    k_round = simulator.round_key(state.key, state.round)
-    mask, part_state = part.sample(
-      state.participation_state, simulator.server_key(k_round), state.round
-    )
-    mapped = parallel.client_map(
-      self._client_round,
-      self.mesh,
-      self.axis_name,
-      in_axes=(None, 0, 0, 0, 0, None),
-      out_axes=None,
-    )
-    num = jnp.sum(mask.astype(jnp.int32))
+    k_round, mask, num, part_state = self._sample(state, data.num_clients)
+    mapped = self._map(self._client_round, (None, 0, 0, 0, 0, None), None)
     mean_delta, loss, grad, client_sum = mapped(
       state.params, data.examples, data.counts, data.weights, mask, k_round
     )
-    updates, server_state = self.server_tx.update(
-      mean_delta, state.server_state, state.params
-    )
-    params = optax.apply_updates(state.params, updates)
-    idle = num == 0  # no participant: model and server state unchanged
-    params, server_state = solver_lib.freeze(
-      idle, (state.params, state.server_state), (params, server_state)
-    )
-    model_bytes = simulator.tree_bytes(state.params)
-    up, down = simulator.communication_bytes(num, model_bytes, model_bytes)
-    finite = jnp.isfinite(loss) & simulator.tree_isfinite(params)
+    params, server_state, _ = self._server_update(state, mean_delta, num)
     row = FedAvgTrace(
-      loss=loss,
-      grad_norm=optax.tree.norm(grad),
-      num_participants=num,
-      bytes_up=up,
-      bytes_down=down,
-      client_loss=client_sum / jnp.maximum(num, 1).astype(client_sum.dtype),
+      **self._trace_fields(state.params, params, loss, grad, num, client_sum),
       delta_norm=optax.tree.norm(mean_delta),
-      nonfinite=~finite,
-      metrics=None if self.eval_fn is None else self.eval_fn(state.params),
     )
     new_state = FedAvgState(
-      round=state.round + 1,
-      params=params,
-      server_state=server_state,
-      participation_state=part_state,
-      key=state.key,
+      **self._next_fields(state, params, server_state, part_state)
     )
     return new_state, row
-
-  def run(
-    self,
-    params: optax.Params,
-    key: jax.Array,
-    data: simulator.ClientData,
-    num_steps: int,
-  ) -> tuple[FedAvgState, FedAvgTrace]:
-    """Runs ``num_steps`` rounds from ``params`` in one ``lax.scan``."""
-    return solver_lib.run_scan(
-      self.step, self.init(params, key), data, num_steps=num_steps
-    )
-
-  def evaluate(
-    self, params: optax.Params, data: simulator.ClientData
-  ) -> jax.Array:
-    """The global objective ``f(params)`` on ``data``."""
-    return simulator.evaluate(
-      self.loss_fn, params, data, self.mesh, self.axis_name
-    )
-
-
-def example(key: jax.Array) -> tuple[jax.Array, simulator.ClientData]:
-  """A small problem: 8 heterogeneous quadratic clients in 4 dimensions.
-
-  Returns ``(x0, data)`` for ``FedAvg(loss_fn=federated_data.quadratic_loss)``.
-  """
-  problem = federated_data.quadratic_clients(key, num_clients=8, dim=4)
-  return jnp.zeros([4]), problem.data

@@ -102,14 +102,13 @@ transcription of FedDyn in Acar et al.'s own notation.
     :class:`~jaxopt_papers.federated.fedavg.FedAvg` (global objective over
     all clients at the round's starting model). Every client trains every
     round and non-participants are masked out (static shapes).
-  * ``loss_fn`` defaults to :func:`jaxopt_papers.data.federated.quadratic_loss`
-    (the card's heterogeneous quadratics), so the registry can build the
-    solver from numbers only.
 
-Example:
-  >>> problem = federated_data.quadratic_clients(jax.random.key(0), 20, 10)
-  >>> solver = FedSpeed(num_clients=20, learning_rate=0.05, lamb=0.1,
-  ...                   rho=0.01, num_local_steps=50)
+Example (card 18's heterogeneous quadratics, e.g.
+``jaxopt_papers.data.federated.quadratic_clients(key, 20, 10)`` with its
+``quadratic_loss``):
+  >>> solver = FedSpeed(num_clients=20, loss_fn=quadratic_loss,
+  ...                   learning_rate=0.05, lamb=0.1, rho=0.01,
+  ...                   num_local_steps=50)
   >>> state, trace = jax.jit(solver.run, static_argnums=3)(
   ...     jnp.zeros([10]), jax.random.key(1), problem.data, 300)
 """
@@ -120,20 +119,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh
-from jax.sharding import PartitionSpec as P
 
 from jaxopt_papers.core import checks, parallel
 from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import federated as federated_data
-from jaxopt_papers.federated import participation as participation_lib
-from jaxopt_papers.federated import simulator
+from jaxopt_papers.federated import rounds, simulator
 
 __all__ = [
   'FedSpeed',
   'FedSpeedState',
   'FedSpeedTrace',
-  'example',
   'feddyn',
   'fedspeed_client',
   'merged_value_and_grad',
@@ -141,7 +135,6 @@ __all__ = [
 
 _ASCENT = ('normalized_sam', 'merge')
 _AVERAGE = ('all', 'active')
-_WEIGHTING = ('data', 'uniform')
 
 
 def merged_value_and_grad(rho: float, alpha: float) -> simulator.GradFn:
@@ -155,8 +148,7 @@ def merged_value_and_grad(rho: float, alpha: float) -> simulator.GradFn:
     ValueError: if ``rho < 0`` or ``alpha`` is not in [0, 1].
   """
   checks.check_nonnegative('rho', rho)
-  if not (checks.is_real(alpha) and 0.0 <= alpha <= 1.0):
-    raise ValueError(f'`alpha` must be in [0, 1], got {alpha!r}')
+  checks.check_interval('alpha', alpha, 0.0, 1.0)
 
   def grad_fn(loss, params, batch, ctx):
     del ctx
@@ -253,7 +245,7 @@ class FedSpeedTrace(NamedTuple):
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FedSpeed:
+class FedSpeed(rounds.ServerRoundSolver):
   r"""FedSpeed over rounds, clients as an axis (see the module docstring).
 
   Args:
@@ -291,8 +283,6 @@ class FedSpeed:
     <https://arxiv.org/abs/2111.04263>`_, ICLR 2021 (FedDyn, ``rho=0``).
   """
 
-  num_clients: int | None = None
-  loss_fn: simulator.LossFn = federated_data.quadratic_loss
   learning_rate: float = 0.1
   lamb: float = 0.1
   rho: float = 0.1
@@ -302,60 +292,18 @@ class FedSpeed:
   average_dual_over: str = 'all'
   weight_decay: float = 0.0
   clip_norm: float | None = None
-  server_tx: optax.GradientTransformation = optax.scale(1.0)
-  num_local_steps: int = 1
-  batch_size: int | None = None
-  participation: participation_lib.ParticipationModel | None = None
-  weighting: str = 'data'
-  eval_fn: Any = None
-  mesh: Mesh | None = None
-  axis_name: str = 'clients'
 
   def __post_init__(self):
-    if self.participation is not None and not isinstance(
-      self.participation, participation_lib.ParticipationModel
-    ):
-      raise ValueError(
-        '`participation` must be None or a participation model, got '
-        f'{self.participation!r}'
-      )
-    if self.num_clients is None and self.participation is None:
+    # The base validates client_tx (learning_rate, lamb, weight_decay,
+    # clip_norm) and grad_fn (rho, alpha, sam_eps).
+    super().__post_init__()
+    if self.clients is None:
       raise ValueError(
         '`num_clients` is needed (to size the duals) when `participation` '
         'is None'
       )
-    checks.check_int('num_clients', self.num_clients, allow_none=True)
-    if (
-      self.num_clients is not None
-      and self.participation is not None
-      and self.participation.num_clients != self.num_clients
-    ):
-      raise ValueError(
-        f'`num_clients`={self.num_clients} differs from `participation`'
-        f'.num_clients={self.participation.num_clients}'
-      )
-    checks.check_nonnegative('rho', self.rho)
     checks.check_in('ascent', self.ascent, _ASCENT)
     checks.check_in('average_dual_over', self.average_dual_over, _AVERAGE)
-    checks.check_in('weighting', self.weighting, _WEIGHTING)
-    self.grad_fn  # noqa: B018  (validates alpha, sam_eps)
-    # Validates loss_fn, learning_rate, lamb, weight_decay, clip_norm,
-    # num_local_steps, batch_size.
-    self.trainer  # noqa: B018
-    if not isinstance(self.server_tx, optax.GradientTransformation):
-      raise ValueError(
-        '`server_tx` must be an optax.GradientTransformation, got '
-        f'{self.server_tx!r}'
-      )
-    if self.eval_fn is not None and not callable(self.eval_fn):
-      raise ValueError(f'`eval_fn` must be callable, got {self.eval_fn!r}')
-    checks.check_mesh(self.mesh, self.axis_name)
-
-  @property
-  def clients(self) -> int:
-    if self.num_clients is not None:
-      return self.num_clients
-    return self.participation.num_clients
 
   @property
   def grad_fn(self) -> simulator.GradFn | None:
@@ -375,73 +323,27 @@ class FedSpeed:
       clip_norm=self.clip_norm,
     )
 
-  @property
-  def trainer(self) -> simulator.LocalTrainer:
-    return simulator.LocalTrainer(
-      loss_fn=self.loss_fn,
-      client_tx=self.client_tx,
-      num_local_steps=self.num_local_steps,
-      batch_size=self.batch_size,
-      grad_fn=self.grad_fn,
-    )
-
-  def _participation(self, num_clients: int):
-    if num_clients != self.clients:
-      raise ValueError(
-        f'the solver is for `num_clients`={self.clients}, the data has '
-        f'{num_clients}'
-      )
-    if self.participation is None:
-      return participation_lib.Full(num_clients=num_clients)
-    return self.participation
-
   def init(self, params: optax.Params, key: jax.Array) -> FedSpeedState:
     """The state at ``params`` with zero duals."""
-    part_state = (
-      None
-      if self.participation is None
-      else self.participation.init(jax.random.fold_in(key, simulator.SERVER_ID))
-    )
     duals = jax.tree.map(
       lambda p: jnp.zeros((self.clients, *jnp.shape(p)), jnp.result_type(p)),
       params,
     )
-    state = FedSpeedState(
-      round=jnp.zeros([], jnp.int32),
-      params=params,
-      duals=duals,
-      server_state=self.server_tx.init(params),
-      participation_state=part_state,
-      key=key,
-    )
-    if self.mesh is not None:
-      replicated = parallel.place(state._replace(duals=None), self.mesh, P())
-      state = replicated._replace(
-        duals=parallel.place(duals, self.mesh, P(self.axis_name))
-      )
-    return state
+    state = FedSpeedState(**self._init_fields(params, key), duals=duals)
+    return self._place(state, 'duals')
 
   def _client_round(
     self, params, dual, examples, count, weight, active, k_round
   ):
     """One client's round: its new dual and the server aggregates."""
     axis = self.axis_name
-    loss, grad = simulator.global_objective(
-      self.loss_fn, params, examples, count, weight, axis
-    )
-    w = weight if self.weighting == 'data' else jnp.ones_like(weight)
+    loss, grad = self._objective(params, examples, count, weight)
+    w = self._weight(weight)
     dual_mean = jax.tree.map(
       lambda h: h / parallel.psum(w, axis),
       parallel.psum(jax.tree.map(lambda h: w * h, dual), axis),
     )
-    cid = parallel.axis_index(axis)
-    new, stats = self.trainer(
-      params,
-      examples,
-      count,
-      simulator.client_key(k_round, cid),
-      client_state=dual,
-    )
+    new, stats = self._train(params, examples, count, k_round, dual)
     delta = jax.tree.map(jnp.subtract, new, params)
     new_dual = jax.tree.map(
       lambda h, d: jnp.where(active, h + d, h), dual, delta
@@ -456,29 +358,19 @@ class FedSpeed:
         parallel.psum(jax.tree.map(lambda h: w * h, new_dual), axis),
       )
       update = jax.tree.map(jnp.add, mean_delta, new_mean)
-    one = jnp.ones([], stats.loss.dtype)
-    client_loss, _ = simulator.masked_weighted_sum(
-      stats.loss, one, active, axis
-    )
+    client_loss = self._participants_sum(stats.loss, active)
     return update, new_dual, loss, grad, client_loss, dual_mean
 
   def step(
     self, state: FedSpeedState, data: simulator.ClientData
   ) -> tuple[FedSpeedState, FedSpeedTrace]:
     """One round; the trace row describes ``state.params`` (the start)."""
-    part = self._participation(data.num_clients)
-    k_round = simulator.round_key(state.key, state.round)
-    mask, part_state = part.sample(
-      state.participation_state, simulator.server_key(k_round), state.round
-    )
-    mapped = parallel.client_map(
+    k_round, mask, num, part_state = self._sample(state, data.num_clients)
+    mapped = self._map(
       self._client_round,
-      self.mesh,
-      self.axis_name,
-      in_axes=(None, 0, 0, 0, 0, 0, None),
-      out_axes=(None, 0, None, None, None, None),
+      (None, 0, 0, 0, 0, 0, None),
+      (None, 0, None, None, None, None),
     )
-    num = jnp.sum(mask.astype(jnp.int32))
     update, duals, loss, grad, client_sum, dual_mean = mapped(
       state.params,
       state.duals,
@@ -488,60 +380,18 @@ class FedSpeed:
       mask,
       k_round,
     )
-    updates, server_state = self.server_tx.update(
-      update, state.server_state, state.params
-    )
-    params = optax.apply_updates(state.params, updates)
-    idle = num == 0  # no participant: model, duals, server state unchanged
-    params, server_state, duals = solver_lib.freeze(
-      idle,
-      (state.params, state.server_state, state.duals),
-      (params, server_state, duals),
-    )
-    model_bytes = simulator.tree_bytes(state.params)
-    up, down = simulator.communication_bytes(num, model_bytes, model_bytes)
-    finite = jnp.isfinite(loss) & simulator.tree_isfinite(params)
+    params, server_state, idle = self._server_update(state, update, num)
+    duals = solver_lib.freeze(idle, state.duals, duals)  # idle: duals kept
     row = FedSpeedTrace(
-      loss=loss,
-      grad_norm=optax.tree.norm(grad),
-      num_participants=num,
-      bytes_up=up,
-      bytes_down=down,
-      client_loss=client_sum / jnp.maximum(num, 1).astype(client_sum.dtype),
+      **self._trace_fields(state.params, params, loss, grad, num, client_sum),
       update_norm=jnp.where(idle, 0.0, optax.tree.norm(update)),
       dual_norm=optax.tree.norm(dual_mean),
-      nonfinite=~finite,
-      metrics=None if self.eval_fn is None else self.eval_fn(state.params),
     )
     new_state = FedSpeedState(
-      round=state.round + 1,
-      params=params,
+      **self._next_fields(state, params, server_state, part_state),
       duals=duals,
-      server_state=server_state,
-      participation_state=part_state,
-      key=state.key,
     )
     return new_state, row
-
-  def run(
-    self,
-    params: optax.Params,
-    key: jax.Array,
-    data: simulator.ClientData,
-    num_steps: int,
-  ) -> tuple[FedSpeedState, FedSpeedTrace]:
-    """Runs ``num_steps`` rounds from ``params`` in one ``lax.scan``."""
-    return solver_lib.run_scan(
-      self.step, self.init(params, key), data, num_steps=num_steps
-    )
-
-  def evaluate(
-    self, params: optax.Params, data: simulator.ClientData
-  ) -> jax.Array:
-    """The global objective ``f(params)`` on ``data``."""
-    return simulator.evaluate(
-      self.loss_fn, params, data, self.mesh, self.axis_name
-    )
 
 
 def feddyn(**kwargs: Any) -> FedSpeed:
@@ -554,12 +404,3 @@ def feddyn(**kwargs: Any) -> FedSpeed:
     if name in kwargs:
       raise ValueError(f'`{name}` is fixed in FedDyn')
   return FedSpeed(rho=0.0, average_dual_over='all', **kwargs)
-
-
-def example(key: jax.Array) -> tuple[jax.Array, simulator.ClientData]:
-  """A small problem: 8 heterogeneous quadratic clients in 4 dimensions.
-
-  Returns ``(x0, data)`` for ``FedSpeed(num_clients=8)``.
-  """
-  problem = federated_data.quadratic_clients(key, num_clients=8, dim=4)
-  return jnp.zeros([4]), problem.data

@@ -76,11 +76,19 @@ def _probs(
       f'`{name}` must have {num_clients} entries (`num_clients`), got '
       f'{values.shape[0]}'
     )
-  low_ok = values >= 0.0 if allow_zero else values > 0.0
-  if not np.all(low_ok & (values <= 1.0)):
-    interval = '[0, 1]' if allow_zero else '(0, 1]'
-    raise ValueError(f'`{name}` must be in {interval}, got {values!r}')
+  for value in values:
+    checks.check_probability(name, float(value), allow_zero=allow_zero)
   return values
+
+
+def _at_most_clients(name: str, value: Any, num_clients: Any) -> None:
+  """``value`` is an int in ``[1, num_clients]`` (both validated)."""
+  checks.check_int('num_clients', num_clients)
+  checks.check_int(name, value)
+  if value > num_clients:
+    raise ValueError(
+      f'`{name}` must be <= num_clients={num_clients}, got {value}'
+    )
 
 
 class ParticipationModel:
@@ -163,8 +171,7 @@ class Markov(ParticipationModel):
 
   def __post_init__(self):
     _probs('probs', self.probs, self.num_clients, allow_zero=False)
-    if not (checks.is_real(self.rate_on) and 0.0 < self.rate_on <= 1.0):
-      raise ValueError(f'`rate_on` must be in (0, 1], got {self.rate_on!r}')
+    checks.check_probability('rate_on', self.rate_on)
 
   def transitions(self) -> tuple[np.ndarray, np.ndarray]:
     """``(P(off -> on), P(on -> off))`` per client."""
@@ -233,13 +240,7 @@ class CyclicGroups(ParticipationModel):
   num_groups: int = 2
 
   def __post_init__(self):
-    checks.check_int('num_clients', self.num_clients)
-    checks.check_int('num_groups', self.num_groups)
-    if self.num_groups > self.num_clients:
-      raise ValueError(
-        f'`num_groups` must be <= num_clients={self.num_clients}, got '
-        f'{self.num_groups}'
-      )
+    _at_most_clients('num_groups', self.num_groups, self.num_clients)
 
   def init(self, key):
     perm = jax.random.permutation(key, self.num_clients)
@@ -262,13 +263,7 @@ class FixedSize(ParticipationModel):
   num_sampled: int = 1
 
   def __post_init__(self):
-    checks.check_int('num_clients', self.num_clients)
-    checks.check_int('num_sampled', self.num_sampled)
-    if self.num_sampled > self.num_clients:
-      raise ValueError(
-        f'`num_sampled` must be <= num_clients={self.num_clients}, got '
-        f'{self.num_sampled}'
-      )
+    _at_most_clients('num_sampled', self.num_sampled, self.num_clients)
 
   def sample(self, state, key, round_index):
     del round_index

@@ -1,7 +1,8 @@
 r"""The federated simulator: clients are an axis, a round is one jitted step.
 
-Every federated algorithm of the library is a solver over rounds built from
-the pieces of this module:
+Every federated algorithm of the library is a solver over rounds
+(:class:`jaxopt_papers.federated.rounds.RoundSolver`) built from the pieces
+of this module:
 
 * :class:`ClientData`: the clients' examples stacked with static shapes,
   ``[C, n_max, ...]`` leaves, with per-client example counts (the valid
@@ -379,17 +380,11 @@ class LocalTrainer:
   grad_fn: GradFn | None = None
 
   def __post_init__(self):
-    if not callable(self.loss_fn):
-      raise ValueError(f'`loss_fn` must be callable, got {self.loss_fn!r}')
-    if not isinstance(self.client_tx, optax.GradientTransformation):
-      raise ValueError(
-        '`client_tx` must be an optax.GradientTransformation, got '
-        f'{self.client_tx!r}'
-      )
+    checks.check_callable('loss_fn', self.loss_fn)
+    checks.check_transform('client_tx', self.client_tx)
     checks.check_int('num_local_steps', self.num_local_steps)
     checks.check_int('batch_size', self.batch_size, allow_none=True)
-    if self.grad_fn is not None and not callable(self.grad_fn):
-      raise ValueError(f'`grad_fn` must be callable, got {self.grad_fn!r}')
+    checks.check_callable('grad_fn', self.grad_fn, allow_none=True)
 
   def __call__(
     self,

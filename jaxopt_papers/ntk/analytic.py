@@ -51,9 +51,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from jaxopt_papers.core import checks
 from jaxopt_papers.ntk import models
 
-__all__ = ['AnalyticKernel', 'KINDS', 'example']
+__all__ = ['AnalyticKernel', 'KINDS']
 
 KINDS = ('ntk', 'nngp')
 
@@ -106,19 +107,11 @@ class AnalyticKernel:
   kind: str = 'ntk'
 
   def __post_init__(self):
-    if not (isinstance(self.depth, int) and self.depth >= 0):
-      raise ValueError(f'`depth` must be an int >= 0, got {self.depth!r}')
-    if self.activation not in models.ACTIVATIONS:
-      raise ValueError(
-        f'`activation` must be one of {models.ACTIVATIONS}, got '
-        f'{self.activation!r}'
-      )
-    if not self.w_std > 0:
-      raise ValueError(f'`w_std` must be > 0, got {self.w_std!r}')
-    if not self.b_std >= 0:
-      raise ValueError(f'`b_std` must be >= 0, got {self.b_std!r}')
-    if self.kind not in KINDS:
-      raise ValueError(f'`kind` must be one of {KINDS}, got {self.kind!r}')
+    checks.check_int('depth', self.depth, minimum=0)
+    checks.check_in('activation', self.activation, models.ACTIVATIONS)
+    checks.check_positive('w_std', self.w_std)
+    checks.check_nonnegative('b_std', self.b_std)
+    checks.check_in('kind', self.kind, KINDS)
 
   def kernels(
     self, x1: jax.Array, x2: jax.Array | None = None
@@ -149,9 +142,3 @@ class AnalyticKernel:
   def __call__(self, x1: jax.Array, x2: jax.Array | None = None) -> jax.Array:
     nngp, ntk = self.kernels(x1, x2)
     return ntk if self.kind == 'ntk' else nngp
-
-
-def example(key: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """``(x1 [4, 3], x2 [5, 3])`` for the contract suite."""
-  k1, k2 = jax.random.split(key)
-  return jax.random.normal(k1, (4, 3)), jax.random.normal(k2, (5, 3))

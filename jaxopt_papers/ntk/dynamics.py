@@ -39,6 +39,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxopt_papers.core import checks
+
 __all__ = ['MSEPredictor', 'gradient_descent_mse']
 
 
@@ -130,10 +132,8 @@ def gradient_descent_mse(
     raise ValueError(
       f'`k_train_train` must be square [N, N], got {k_train_train.shape}'
     )
-  if diag_reg < 0:
-    raise ValueError(f'`diag_reg` must be >= 0, got {diag_reg!r}')
-  if eigen_floor < 0:
-    raise ValueError(f'`eigen_floor` must be >= 0, got {eigen_floor!r}')
+  checks.check_nonnegative('diag_reg', diag_reg)
+  checks.check_nonnegative('eigen_floor', eigen_floor)
   n = k_train_train.shape[0]
   k = 0.5 * (k_train_train + k_train_train.T)
   k = k + diag_reg * jnp.eye(n, dtype=k.dtype)

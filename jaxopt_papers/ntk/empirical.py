@@ -62,7 +62,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from jaxopt_papers.core import parallel
+from jaxopt_papers.core import checks, parallel
 from jaxopt_papers.ntk import models
 
 __all__ = ['IMPLEMENTATIONS', 'empirical_ntk']
@@ -230,11 +230,9 @@ def empirical_ntk(
     ValueError: on an unknown ``implementation``, bad axes, or a
       ``batch_size`` that does not divide the work.
   """
-  if implementation not in IMPLEMENTATIONS:
-    raise ValueError(
-      f'`implementation` must be one of {IMPLEMENTATIONS}, got '
-      f'{implementation!r}'
-    )
+  checks.check_in('implementation', implementation, IMPLEMENTATIONS)
+  checks.check_int('batch_size', batch_size, allow_none=True)
+  checks.check_mesh(mesh, axis_name)
   x2 = x1 if x2 is None else x2
   if implementation == 'structured':
     module = _structured_module(apply_fn)
@@ -261,8 +259,6 @@ def empirical_ntk(
   num_shards = 1 if mesh is None else mesh.shape[axis_name]
   if batch_size is None:
     batch_size = n1 // num_shards if n1 % num_shards == 0 else n1
-  if not (isinstance(batch_size, int) and batch_size >= 1):
-    raise ValueError(f'`batch_size` must be an int >= 1, got {batch_size!r}')
   if n1 % batch_size:
     raise ValueError(
       f'`batch_size` ({batch_size}) must divide the {n1} rows of `x1`'

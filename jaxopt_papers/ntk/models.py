@@ -35,7 +35,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ['ACTIVATIONS', 'NTKDense', 'NTKMLP', 'activation_fn']
+from jaxopt_papers.core import checks
+
+__all__ = [
+  'ACTIVATIONS',
+  'PARAMETERIZATIONS',
+  'NTKDense',
+  'NTKMLP',
+  'activation_fn',
+]
 
 ACTIVATIONS = ('relu', 'erf')
 PARAMETERIZATIONS = ('ntk', 'standard')
@@ -50,19 +58,7 @@ def activation_fn(name: str):
       jax.scipy.special.erf,
       lambda z: (2.0 / math.sqrt(math.pi)) * (jnp.exp(-(z**2))),
     )
-  raise ValueError(f'`activation` must be one of {ACTIVATIONS}, got {name!r}')
-
-
-def _check(w_std, b_std, parameterization):
-  if not w_std > 0:
-    raise ValueError(f'`w_std` must be > 0, got {w_std!r}')
-  if not b_std >= 0:
-    raise ValueError(f'`b_std` must be >= 0, got {b_std!r}')
-  if parameterization not in PARAMETERIZATIONS:
-    raise ValueError(
-      f'`parameterization` must be one of {PARAMETERIZATIONS}, got '
-      f'{parameterization!r}'
-    )
+  checks.check_in('activation', name, ACTIVATIONS)
 
 
 class NTKDense(nn.Module):
@@ -85,9 +81,12 @@ class NTKDense(nn.Module):
   param_dtype: jnp.dtype = jnp.float32
 
   def __post_init__(self):
-    if not (isinstance(self.features, int) and self.features >= 1):
-      raise ValueError(f'`features` must be an int >= 1, got {self.features!r}')
-    _check(self.w_std, self.b_std, self.parameterization)
+    checks.check_int('features', self.features)
+    checks.check_positive('w_std', self.w_std)
+    checks.check_nonnegative('b_std', self.b_std)
+    checks.check_in(
+      'parameterization', self.parameterization, PARAMETERIZATIONS
+    )
     super().__post_init__()
 
   @nn.compact
@@ -147,19 +146,15 @@ class NTKMLP(nn.Module):
   param_dtype: jnp.dtype = jnp.float32
 
   def __post_init__(self):
-    if not (isinstance(self.width, int) and self.width >= 1):
-      raise ValueError(f'`width` must be an int >= 1, got {self.width!r}')
-    if not (isinstance(self.depth, int) and self.depth >= 0):
-      raise ValueError(f'`depth` must be an int >= 0, got {self.depth!r}')
-    if not (isinstance(self.out_features, int) and self.out_features >= 1):
-      raise ValueError(
-        f'`out_features` must be an int >= 1, got {self.out_features!r}'
-      )
-    if self.activation not in ACTIVATIONS:
-      raise ValueError(
-        f'`activation` must be one of {ACTIVATIONS}, got {self.activation!r}'
-      )
-    _check(self.w_std, self.b_std, self.parameterization)
+    checks.check_int('width', self.width)
+    checks.check_int('depth', self.depth, minimum=0)
+    checks.check_int('out_features', self.out_features)
+    checks.check_in('activation', self.activation, ACTIVATIONS)
+    checks.check_positive('w_std', self.w_std)
+    checks.check_nonnegative('b_std', self.b_std)
+    checks.check_in(
+      'parameterization', self.parameterization, PARAMETERIZATIONS
+    )
     super().__post_init__()
 
   def _dense(self, i: int, features: int) -> NTKDense:
@@ -185,8 +180,3 @@ class NTKMLP(nn.Module):
     if self.parameterization == 'ntk':
       return [(self.w_std / math.sqrt(n), self.b_std) for n in fan_ins]
     return [(1.0, 1.0) for _ in fan_ins]
-
-
-def example(key: jax.Array) -> tuple[jax.Array]:
-  """A batch ``x [5, 3]`` for ``NTKMLP(...).init(key, x)``."""
-  return (jax.random.normal(key, (5, 3)),)

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxopt_papers.core import checks
+
 __all__ = ['ScaleByFrugalState', 'frugal', 'scale_by_frugal']
 
 _PROJECTIONS = ('svd', 'random', 'randk', 'block')
@@ -344,36 +346,15 @@ def scale_by_frugal(
     is rounding noise whose sign is :math:`\pm 1` (as in the official code);
     use ``state_free='none'`` there.
   """
-  if (
-    not isinstance(density, numbers.Real)
-    or isinstance(density, bool)
-    or not 0.0 <= density <= 1.0
-  ):
-    raise ValueError(
-      f'`density` must be a Python float in [0, 1] (static: list it in '
-      f'`static_args` under inject_hyperparams), got {density!r}'
-    )
-  if (
-    not isinstance(update_gap, numbers.Integral)
-    or isinstance(update_gap, bool)
-    or update_gap < 1
-  ):
-    raise ValueError(f'`update_gap` must be an int >= 1, got {update_gap!r}')
-  if projection not in _PROJECTIONS:
-    raise ValueError(
-      f'`projection` must be one of {_PROJECTIONS}, got {projection!r}'
-    )
-  if state_free not in _STATE_FREE:
-    raise ValueError(
-      f'`state_free` must be one of {_STATE_FREE}, got {state_free!r}'
-    )
+  # `density` and `update_gap` set shapes: static under inject_hyperparams.
+  checks.check_interval('density', density, 0.0, 1.0)
+  checks.check_int('update_gap', update_gap)
+  checks.check_in('projection', projection, _PROJECTIONS)
+  checks.check_in('state_free', state_free, _STATE_FREE)
   if state_full is None:
     state_full = optax.scale_by_adam()
-  elif not isinstance(state_full, optax.GradientTransformation):
-    raise ValueError(
-      '`state_full` must be an optax.GradientTransformation or None, got '
-      f'{state_full!r}'
-    )
+  else:
+    checks.check_transform('state_full', state_full)
   density = float(density)
   update_gap = int(update_gap)
   block = projection == 'block'

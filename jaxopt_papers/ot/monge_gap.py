@@ -63,11 +63,13 @@ Sinkhorn: ott's ``Sinkhorn`` in log-sum-exp mode, implicit differentiation
 ``max_iterations``; uniform weights, ``scale_cost=1``.
 
 Example:
-  >>> params, data = example(jax.random.key(0))   # [A | b], 2-D clouds
+  >>> pair = GaussianPair(jnp.zeros(2), jnp.eye(2), jnp.array([1., -1.]),
+  ...                     jnp.array([[2., .8], [.8, 1.]]))   # a sampler
+  >>> params = jnp.concatenate([jnp.eye(2), jnp.zeros((2, 1))], 1)  # [A | b]
   >>> est = MongeGapEstimator(lam=1.0, epsilon_fit=0.1, epsilon_gap=0.05,
   ...                         batch_size=16, learning_rate=1e-2)
   >>> state, trace = jax.jit(est.run, static_argnums=3)(
-  ...     params, jax.random.key(1), data, 100)
+  ...     params, jax.random.key(1), pair, 100)
   >>> trace.monge_gap, trace.gap_converged          # [100] each
 
 References:
@@ -134,7 +136,6 @@ __all__ = [
   'MongeGapState',
   'MongeGapTrace',
   'affine_apply',
-  'example',
   'gaussian_ot_map',
   'monge_gap',
   'monge_gap_from_samples',
@@ -145,7 +146,12 @@ _RELATIVE = (None, False, 'mean', 'std')
 
 
 def _check_epsilon(name: str, epsilon: Any) -> None:
-  """``epsilon`` is required; a Python/NumPy number must be > 0."""
+  """``epsilon`` is required; a Python/NumPy number must be > 0.
+
+  The functions take a traced ``epsilon`` too (then unchecked), so this is
+  not a plain hyperparameter check; the estimator's fields are checked
+  with ``checks.check_positive``.
+  """
   if epsilon is None:
     raise ValueError(
       f'`{name}` is required (ott would otherwise pick 0.05 * std of the '
@@ -156,12 +162,7 @@ def _check_epsilon(name: str, epsilon: Any) -> None:
 
 
 def _relative(relative_epsilon: Any) -> str | None:
-  if relative_epsilon is True or not any(
-    relative_epsilon is r or relative_epsilon == r for r in _RELATIVE
-  ):
-    raise ValueError(
-      f'`relative_epsilon` must be one of {_RELATIVE}, got {relative_epsilon!r}'
-    )
+  checks.check_in('relative_epsilon', relative_epsilon, _RELATIVE)
   return relative_epsilon or None
 
 
@@ -464,10 +465,7 @@ class MongeGapTrace(NamedTuple):
 def _as_optimizer(optimizer: Any, learning_rate: float):
   if optimizer is None:
     return optax.adam(learning_rate)
-  if not (hasattr(optimizer, 'init') and hasattr(optimizer, 'update')):
-    raise ValueError(
-      f'`optimizer` must be an optax GradientTransformation, got {optimizer!r}'
-    )
+  checks.check_transform('optimizer', optimizer)
   return optimizer
 
 
@@ -537,8 +535,7 @@ class MongeGapEstimator:
 
   def __post_init__(self):
     checks.check_positive('learning_rate', self.learning_rate)
-    if not (checks.is_real(self.lam) and 0 <= self.lam < float('inf')):
-      raise ValueError(f'`lam` must be a finite number >= 0, got {self.lam!r}')
+    checks.check_nonnegative('lam', self.lam)
     checks.check_positive('epsilon_gap', self.epsilon_gap)
     checks.check_positive('epsilon_fit', self.epsilon_fit)
     _relative(self.relative_epsilon)
@@ -551,10 +548,7 @@ class MongeGapEstimator:
         raise ValueError(
           f'`model` must be a Flax module or a function, got {self.model!r}'
         )
-    if self.fitting_loss is not None and not callable(self.fitting_loss):
-      raise ValueError(
-        f'`fitting_loss` must be callable, got {self.fitting_loss!r}'
-      )
+    checks.check_callable('fitting_loss', self.fitting_loss, allow_none=True)
 
   @property
   def tx(self) -> optax.GradientTransformation:
@@ -668,21 +662,3 @@ class MongeGapEstimator:
     return solver_lib.run_scan(
       self.step, self.init(params, key), data, num_steps=num_steps
     )
-
-
-def example(key: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-  """Returns ``(params, (source, target))``: a small 2-D problem.
-
-  32 source points from :math:`N(0, I_2)`, 32 target points from
-  :math:`N(m, \\Sigma)` with the experiment's ``m, Sigma``, and the
-  identity as ``[A | b]`` ``[2, 3]`` for the default :func:`affine_apply`.
-  """
-  pair = GaussianPair(
-    mean_source=jnp.zeros(2),
-    cov_source=jnp.eye(2),
-    mean_target=jnp.array([1.0, -1.0]),
-    cov_target=jnp.array([[2.0, 0.8], [0.8, 1.0]]),
-  )
-  source, target = pair(key, 32)
-  params = jnp.concatenate([jnp.eye(2), jnp.zeros((2, 1))], axis=1)
-  return params, (source, target)

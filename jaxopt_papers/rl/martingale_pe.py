@@ -8,9 +8,8 @@ Setting (discounted, infinite horizon, time-homogeneous): a fixed policy
 gives a diffusion ``dX = b(X) dt + sigma(X) dW`` with running reward ``r``
 and discount rate :math:`\beta` (``discount``). ``J`` is its value iff
 :math:`M_t = e^{-\beta t} J(X_t) + \int_0^t e^{-\beta s} r(X_s) ds` is a
-martingale. Paths are sampled on ``t_k = k dt``
-(:class:`jaxopt_papers.data.diffusions.Paths`, e.g. from
-:func:`jaxopt_papers.data.diffusions.euler_maruyama`); the one-step
+martingale. Paths are sampled on ``t_k = k dt`` (:class:`Paths`, e.g. from
+``jaxopt_papers.data.diffusions``'s Euler-Maruyama simulator); the one-step
 martingale increment (the TD error) is
 
 .. math::
@@ -37,15 +36,17 @@ differentiable class):
   baseline the paper shows is the wrong objective: it is (close to) the
   quadratic variation of :math:`M^\theta`, which does not vanish at the true
   ``J``, so its minimiser is biased and the bias does not go away as
-  :math:`\Delta t \to 0`.
+  :math:`\Delta t \to 0`. Online, :class:`TDLambda` with
+  ``gradient='residual'`` (residual-gradient TD) descends it.
 
 Every reduction over paths is written per path and mapped with
 :func:`jaxopt_papers.core.parallel.client_map` (``vmap``, or ``shard_map``
 over a ``'paths'`` mesh axis with ``psum`` of the normal equations / of the
 TD update), so 1 and many devices agree up to summation order.
 
-Example:
-  >>> theta0, paths = example(jax.random.key(0))
+Example (``paths`` of a simulated diffusion, e.g. 8 Ornstein-Uhlenbeck paths
+of 10 steps of ``dt = 0.1`` from ``jaxopt_papers.data.diffusions``):
+  >>> theta0 = jnp.zeros([2])
   >>> theta_lstd = lstd(paths, dt=0.1, discount=1.0)
   >>> solver = TDLambda(learning_rate=1.0, dt=0.1, num_paths=8)
   >>> state, trace = solver.run(theta0, jax.random.key(1), paths, 20)
@@ -101,16 +102,14 @@ from jax.typing import ArrayLike
 
 from jaxopt_papers.core import checks, parallel
 from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import diffusions
-from jaxopt_papers.data.diffusions import Paths, quadratic_features
 
 __all__ = [
+  'GRADIENTS',
   'Paths',
   'TDLambda',
   'TDLambdaState',
   'TDLambdaTrace',
   'discount_factor',
-  'example',
   'linear_value',
   'lstd',
   'martingale_loss',
@@ -124,18 +123,35 @@ __all__ = [
 Features = Callable[[jax.Array], jax.Array]  # one state -> [p]
 ValueFn = Callable[[Any, jax.Array], jax.Array]  # (theta, one state) -> []
 
+GRADIENTS = ('semi', 'residual')
 
-def _check_dt_discount(dt: Any, discount: Any) -> None:
-  checks.check_positive('dt', dt)
-  if not (checks.is_real(discount) and math.isfinite(discount)) or (
-    discount < 0
-  ):
-    raise ValueError(f'`discount` must be a finite number >= 0, got {discount}')
+
+class Paths(NamedTuple):
+  """Sampled trajectories on the grid ``t_k = k dt``, ``k = 0 ... N``.
+
+  The problem type every solver here consumes (``data/diffusions.py``
+  simulates them).
+
+  Attributes:
+    x: ``[P, N + 1, ...]`` states (``[P, N + 1]`` for a scalar state).
+    reward: ``[P, N + 1]`` running reward ``r(X_{t_k})`` at every grid point
+      (the reward over ``[t_k, t_{k+1})`` is ``reward[:, k] * dt``).
+  """
+
+  x: jax.Array
+  reward: jax.Array
+
+
+def quadratic_features(x: jax.Array) -> jax.Array:
+  """``phi(x) = (1, x^2)`` for a scalar state ``x`` (the OU value class)."""
+  x = jnp.asarray(x)
+  return jnp.stack([jnp.ones_like(x), x * x], axis=-1)
 
 
 def discount_factor(discount: float, dt: float) -> float:
   r"""The per-step discount :math:`\gamma = e^{-\beta \Delta t}`."""
-  _check_dt_discount(dt, discount)
+  checks.check_positive('dt', dt)
+  checks.check_nonnegative('discount', discount)
   return math.exp(-discount * dt)
 
 
@@ -170,8 +186,7 @@ def td_errors(
 
 def _num_fit(num_steps: int, dt: float, tail: float) -> int:
   """Number of grid points ``t_k`` with at least ``tail`` time left."""
-  if not (checks.is_real(tail) and math.isfinite(tail) and tail >= 0):
-    raise ValueError(f'`tail` must be a finite number >= 0, got {tail!r}')
+  checks.check_nonnegative('tail', tail)
   k = num_steps - math.ceil(tail / dt - 1e-9)
   if k < 1:
     raise ValueError(
@@ -378,6 +393,14 @@ class TDLambda:
   ``lam > 0``. Run ``sweeps * N`` steps to pass over the paths ``sweeps``
   times.
 
+  ``gradient='residual'`` is the baseline the paper argues against:
+  :math:`\nabla_\theta J^\theta(X^p_k)` in the trace becomes the full
+  gradient :math:`-\nabla_\theta\delta_{k,p} = \nabla_\theta
+  J^\theta(X^p_k) - \gamma\nabla_\theta J^\theta(X^p_{k+1})`, so with
+  ``lam=0`` the update is gradient descent on :math:`\frac12\delta^2`
+  (residual-gradient TD, an online minimiser of the mean-square TD error:
+  biased, see :func:`mstde_linear`).
+
   Args:
     learning_rate: :math:`\alpha > 0`. :math:`\delta` is O(:math:`\Delta
       t`) in mean, so :math:`\alpha` is O(1) (card: 0.5-1.0 at
@@ -393,6 +416,9 @@ class TDLambda:
     mesh: ``None`` maps paths with ``jax.vmap``; a mesh with axis
       ``axis_name`` shards paths and traces, the update is a ``pmean``.
     axis_name: Name of the path axis.
+    gradient: ``'semi'`` (the paper's TD, the target is not
+      differentiated) or ``'residual'`` (the full gradient of
+      :math:`\delta`: the mean-square TD error baseline).
 
   Returns:
     ``init(theta0 [p], key) -> TDLambdaState``; ``step(state, paths)``;
@@ -409,18 +435,18 @@ class TDLambda:
   value_fn: ValueFn | None = None
   mesh: Mesh | None = None
   axis_name: str = 'paths'
+  gradient: str = 'semi'
 
   def __post_init__(self):
     checks.check_positive('learning_rate', self.learning_rate)
-    if not (checks.is_real(self.lam) and 0.0 <= self.lam <= 1.0):
-      raise ValueError(f'`lam` must be a number in [0, 1], got {self.lam!r}')
-    _check_dt_discount(self.dt, self.discount)
+    checks.check_interval('lam', self.lam, 0.0, 1.0)
+    checks.check_positive('dt', self.dt)
+    checks.check_nonnegative('discount', self.discount)
     checks.check_int('num_paths', self.num_paths)
-    if not callable(self.features):
-      raise ValueError(f'`features` must be callable, got {self.features!r}')
-    if self.value_fn is not None and not callable(self.value_fn):
-      raise ValueError(f'`value_fn` must be callable, got {self.value_fn!r}')
+    checks.check_callable('features', self.features)
+    checks.check_callable('value_fn', self.value_fn, allow_none=True)
     checks.check_mesh(self.mesh, self.axis_name)
+    checks.check_in('gradient', self.gradient, GRADIENTS)
     if (
       self.mesh is not None and self.num_paths % self.mesh.shape[self.axis_name]
     ):
@@ -458,10 +484,16 @@ class TDLambda:
     x_next = jax.lax.dynamic_index_in_dim(x, k + 1, keepdims=False)
     r_k = jax.lax.dynamic_index_in_dim(reward, k, keepdims=False)
     value, grad = jax.value_and_grad(self._value)(theta, x_k)
-    # Semi-gradient: the target is a constant of the update.
-    target = jax.lax.stop_gradient(
-      r_k * dt + gamma * self._value(theta, x_next)
-    )
+    if self.gradient == 'residual':
+      # The baseline: the full gradient -d(delta)/d(theta) of the residual.
+      value_next, grad_next = jax.value_and_grad(self._value)(theta, x_next)
+      grad = grad - gamma * grad_next
+      target = jax.lax.stop_gradient(r_k * dt + gamma * value_next)
+    else:
+      # Semi-gradient: the target is a constant of the update.
+      target = jax.lax.stop_gradient(
+        r_k * dt + gamma * self._value(theta, x_next)
+      )
     delta = target - value
     keep = jnp.where(k == 0, jnp.zeros([], trace.dtype), decay)
     trace = keep * trace + grad
@@ -516,15 +548,3 @@ class TDLambda:
     return solver_lib.run_scan(
       self.step, self.init(theta, key), paths, num_steps=num_steps
     )
-
-
-def example(key: jax.Array) -> tuple[jax.Array, Paths]:
-  """Returns ``(theta0, paths)``: a small OU policy-evaluation problem.
-
-  8 stationary OU paths (``kappa = sigma = beta = 1``) of 10 steps of
-  ``dt = 0.1``, and ``theta0 = 0`` for the features ``(1, x^2)``; use with
-  ``TDLambda(dt=0.1, num_paths=8)``.
-  """
-  ou = diffusions.OrnsteinUhlenbeck()
-  paths = ou.simulate(key, num_paths=8, dt=0.1, num_steps=10)
-  return jnp.zeros([2], paths.x.dtype), paths

@@ -22,18 +22,20 @@ noise of particle ``i`` at step ``k`` is drawn from
 run gives the same particles on one device and on many (up to the summation
 order of the ``psum``).
 
-Example:
-  >>> x0, f = example(jax.random.key(0))    # 16 particles, shifted Rastrigin
+Example (any objective mapping a point ``[d]`` to a scalar):
+  >>> f = lambda x: jnp.sum((x - 1.0) ** 2 - jnp.cos(2 * jnp.pi * (x - 1.0)))
+  >>> x0 = jax.random.uniform(jax.random.key(0), (16, 3), minval=-3.0,
+  ...                         maxval=3.0)       # 16 particles in d = 3
   >>> solver = CBO(alpha=100.0, sigma=1.0)
-  >>> state, trace = jax.jit(solver.run, static_argnums=3)(
+  >>> state, trace = jax.jit(solver.run, static_argnums=(2, 3))(
   ...     x0, jax.random.key(1), f, 500)
-  >>> solver.consensus(state, f)            # [3], near f.minimizer
+  >>> solver.consensus(state, f)            # [3], near (1, 1, 1)
 """
 
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +45,6 @@ from jax.typing import ArrayLike
 
 from jaxopt_papers.core import checks, parallel
 from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import test_functions
 
 __all__ = [
   'CBO',
@@ -53,11 +54,10 @@ __all__ = [
   'ConsensusHoppingState',
   'ConsensusHoppingTrace',
   'consensus_point',
-  'example',
 ]
 
-# An objective maps one point [d] to a scalar; any pytree callable (e.g. the
-# functions of `jaxopt_papers.data.test_functions`) or a plain function.
+# An objective maps one point [d] to a scalar: a plain function, or a pytree
+# callable whose arrays are leaves (so new data reuses the compiled step).
 Objective = Callable[[jax.Array], jax.Array]
 
 _NOISE_TYPES = ('anisotropic', 'isotropic')
@@ -130,11 +130,6 @@ def _check_objective_value(fx: jax.Array) -> None:
       'the objective must map one point [d] to a scalar, got shape '
       f'{jnp.shape(fx)}'
     )
-
-
-def _nonnegative_finite(name: str, value: Any) -> None:
-  if not (checks.is_real(value) and math.isfinite(value) and value >= 0):
-    raise ValueError(f'`{name}` must be a finite number >= 0, got {value!r}')
 
 
 class CBOState(NamedTuple):
@@ -217,10 +212,10 @@ class CBO:
     :math:`\min_i f(X^i_k)`, ``spread`` :math:`\frac1N\sum_i\|X^i_k -
     v_k\|^2`, ``num_nonfinite`` (int32 count of particles with a non-finite
     coordinate or value). ``objective`` maps one point ``[d]`` to a scalar
-    and is a pytree argument (e.g. :mod:`jaxopt_papers.data.test_functions`).
+    and is a pytree argument (e.g. a shifted Rastrigin function of
+    :mod:`jaxopt_papers.data.test_functions`, the experiment's testbed).
 
   Examples:
-    >>> x0, f = example(jax.random.key(0))
     >>> solver = CBO(alpha=100.0, sigma=1.0)
     >>> state, trace = solver.run(x0, jax.random.key(1), f, num_steps=500)
 
@@ -269,17 +264,11 @@ class CBO:
 
   def __post_init__(self):
     checks.check_positive('alpha', self.alpha)
-    _nonnegative_finite('lam', self.lam)
-    _nonnegative_finite('sigma', self.sigma)
+    checks.check_nonnegative('lam', self.lam)
+    checks.check_nonnegative('sigma', self.sigma)
     checks.check_positive('dt', self.dt)
-    if self.noise not in _NOISE_TYPES:
-      raise ValueError(
-        f'`noise` must be one of {_NOISE_TYPES}, got {self.noise!r}'
-      )
-    if self.noise_at not in _NOISE_AT:
-      raise ValueError(
-        f'`noise_at` must be one of {_NOISE_AT}, got {self.noise_at!r}'
-      )
+    checks.check_in('noise', self.noise, _NOISE_TYPES)
+    checks.check_in('noise_at', self.noise_at, _NOISE_AT)
     checks.check_mesh(self.mesh, self.axis_name)
 
   def init(self, particles: ArrayLike, key: jax.Array) -> CBOState:
@@ -460,19 +449,12 @@ class ConsensusHopping:
 
   def __post_init__(self):
     checks.check_positive('alpha', self.alpha)
-    _nonnegative_finite('sigma', self.sigma)
-    if not isinstance(self.num_samples, int) or self.num_samples < 1:
-      raise ValueError(
-        f'`num_samples` must be an int >= 1, got {self.num_samples!r}'
-      )
-    if not (checks.is_real(self.sigma_decay) and 0 < self.sigma_decay <= 1):
-      raise ValueError(
-        f'`sigma_decay` must be in (0, 1], got {self.sigma_decay!r}'
-      )
-    if not isinstance(self.decay_every, int) or self.decay_every < 1:
-      raise ValueError(
-        f'`decay_every` must be an int >= 1, got {self.decay_every!r}'
-      )
+    checks.check_nonnegative('sigma', self.sigma)
+    checks.check_int('num_samples', self.num_samples)
+    checks.check_interval(
+      'sigma_decay', self.sigma_decay, 0.0, 1.0, low_open=True
+    )
+    checks.check_int('decay_every', self.decay_every)
     checks.check_mesh(self.mesh, self.axis_name)
 
   def init(self, x: ArrayLike, key: jax.Array) -> ConsensusHoppingState:
@@ -541,16 +523,3 @@ class ConsensusHopping:
     return solver_lib.run_scan(
       self.step, self.init(x, key), objective, num_steps=num_steps
     )
-
-
-def example(key: jax.Array) -> tuple[jax.Array, test_functions.Rastrigin]:
-  """Returns ``(x0, objective)``: a small CBO problem for docs and tests.
-
-  16 particles drawn from :math:`U[-3, 3]^3` and the CBXpy-form shifted
-  Rastrigin function in ``d = 3`` with minimiser ``(1, 1, 1)``; use as
-  ``CBO().init(x0, key)`` and ``CBO().step(state, objective)``.
-  """
-  dim, num_particles = 3, 16
-  objective = test_functions.shifted_rastrigin(dim, shift=1.0)
-  x0 = jax.random.uniform(key, (num_particles, dim), minval=-3.0, maxval=3.0)
-  return x0, objective

@@ -59,12 +59,12 @@ and :math:`\psi \ge 200` the inner accuracy test asks for
 :math:`\|r\|/\|b\|` around ``1e-9`` to ``1e-10``, which float32 cannot
 deliver (the inner loop then stops at its cap, flagged ``inner_capped``).
 
-Example:
+Example (``f(x, data) -> scalar`` and ``c(x, data) -> [m]`` are any
+smooth functions; here the constrained logistic regression of
+:mod:`jaxopt_papers.data.constrained`, whose ``problem`` is ``data``):
   >>> with jax.enable_x64(True):
-  ...   problem = constrained.synthetic_logistic(jax.random.key(0))
-  ...   solver = ExactAL(tol=1e-8)
-  ...   state, trace = solver.run(constrained.initial_point(problem),
-  ...                             jax.random.key(1), problem, 30)
+  ...   solver = ExactAL(f=logistic_loss, c=logistic_constraints, tol=1e-8)
+  ...   state, trace = solver.run(x0, jax.random.key(1), problem, 30)
   ...   trace.kkt  # 32, 24, 8.9, ..., 8e-5, 2e-8, 2e-15 (then frozen)
 
 .. note:: Choices and deviations (the card's open points and the code's).
@@ -136,13 +136,11 @@ from jax.typing import ArrayLike
 
 from jaxopt_papers.core import checks
 from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import constrained
 
 __all__ = [
   'ExactAL',
   'ExactALState',
   'ExactALTrace',
-  'example',
   'sketch_solve',
 ]
 
@@ -312,9 +310,9 @@ class ExactAL:
   argument of ``step``/``run``.
 
   Args:
-    f: Objective; default: the constrained logistic regression loss of
-      :mod:`jaxopt_papers.data.constrained`.
-    c: Equality constraints; default: that problem's constraints.
+    f: Objective ``f(x, data) -> scalar`` (required; static: a hashable
+      callable such as a module-level function).
+    c: Equality constraints ``c(x, data) -> [m]`` (required, static).
     eta1, eta2: Initial merit penalties :math:`\eta_1, \eta_2 > 0`.
     delta: Initial inner accuracy :math:`\delta \in (0, 1]`.
     xi_b: Hessian-modification shift :math:`\xi_B > 0`.
@@ -346,8 +344,8 @@ class ExactAL:
       ``data`` nor ``lam0``.
   """
 
-  f: Fn = constrained.logistic_loss
-  c: Fn = constrained.logistic_constraints
+  f: Fn
+  c: Fn
   eta1: float = 1.0
   eta2: float = 0.1
   delta: float = 0.1
@@ -372,43 +370,32 @@ class ExactAL:
   num_constraints: int | None = None
 
   def __post_init__(self):
-    if not callable(self.f):
-      raise ValueError(f'`f` must be callable, got {self.f!r}')
-    if not callable(self.c):
-      raise ValueError(f'`c` must be callable, got {self.c!r}')
+    checks.check_callable('f', self.f)
+    checks.check_callable('c', self.c)
     for name in ('eta1', 'eta2', 'xi_b', 'theta', 'delta_min', 'tol'):
       checks.check_positive(name, getattr(self, name))
     for name in ('singular_tol', 'reduced_hessian_tol'):
       checks.check_positive(name, getattr(self, name))
     checks.check_positive('eta1_max', self.eta1_max)
     checks.check_positive('eta2_min', self.eta2_min)
-    if not (checks.is_real(self.delta) and 0 < self.delta <= 1):
-      raise ValueError(f'`delta` must be in (0, 1], got {self.delta!r}')
-    if not (checks.is_real(self.beta) and 0 < self.beta < 0.5):
-      raise ValueError(f'`beta` must be in (0, 0.5), got {self.beta!r}')
-    if not (checks.is_real(self.nu) and math.isfinite(self.nu) and self.nu > 1):
-      raise ValueError(f'`nu` must be a finite number > 1, got {self.nu!r}')
-    if not (checks.is_real(self.lam_init) and math.isfinite(self.lam_init)):
-      raise ValueError(
-        f'`lam_init` must be a finite number, got {self.lam_init}'
-      )
+    checks.check_interval('delta', self.delta, 0.0, 1.0, low_open=True)
+    checks.check_interval(
+      'beta', self.beta, 0.0, 0.5, low_open=True, high_open=True
+    )
+    checks.check_interval(
+      'nu', self.nu, 1.0, math.inf, low_open=True, high_open=True
+    )
+    checks.check_finite('lam_init', self.lam_init)
     checks.check_int('max_sketch_steps', self.max_sketch_steps)
     checks.check_int('sketch_block', self.sketch_block)
     checks.check_int('max_adapt', self.max_adapt)
     checks.check_int('max_armijo', self.max_armijo)
-    if self.fixed_sketch_steps is not None:
-      checks.check_int('fixed_sketch_steps', self.fixed_sketch_steps)
-    if self.num_constraints is not None:
-      checks.check_int('num_constraints', self.num_constraints)
-    if self.sketch not in _SKETCHES:
-      raise ValueError(
-        f'`sketch` must be one of {_SKETCHES}, got {self.sketch!r}'
-      )
-    if self.merit_hessian not in _MERIT_HESSIANS:
-      raise ValueError(
-        f'`merit_hessian` must be one of {_MERIT_HESSIANS}, got '
-        f'{self.merit_hessian!r}'
-      )
+    checks.check_int(
+      'fixed_sketch_steps', self.fixed_sketch_steps, allow_none=True
+    )
+    checks.check_int('num_constraints', self.num_constraints, allow_none=True)
+    checks.check_in('sketch', self.sketch, _SKETCHES)
+    checks.check_in('merit_hessian', self.merit_hessian, _MERIT_HESSIANS)
 
   # ---------------------------------------------------------------- pieces
 
@@ -713,16 +700,3 @@ class ExactAL:
       num_steps=num_steps,
       done_fn=lambda s: s.kkt <= self.tol,
     )
-
-
-def example(key: jax.Array) -> tuple[jax.Array, constrained.LogisticProblem]:
-  """Returns ``(x0, data)``: a small constrained logistic regression.
-
-  ``N = 40`` samples in ``d = 6`` with 2 linear constraints plus the sphere
-  (``m = 3``); ``x0 = ones(6)``. Use with the default ``f``, ``c`` and
-  ``num_constraints=3`` (or pass ``data`` to ``init``).
-  """
-  problem = constrained.synthetic_logistic(
-    key, num_samples=40, dim=6, num_linear=2
-  )
-  return constrained.initial_point(problem), problem

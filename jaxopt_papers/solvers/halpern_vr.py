@@ -4,7 +4,7 @@ Cai, Alacaoglu, Diakonikolas, "Variance Reduced Halpern Iteration for
 Finite-Sum Monotone Inclusions", ICLR 2024, arXiv:2310.02987. Short id
 ``halpern_vr``.
 
-The problem (:class:`jaxopt_papers.data.finite_sum.FiniteSumProblem`) is
+The problem (:class:`jaxopt_papers.solvers.finite_sum.FiniteSumProblem`) is
 :math:`0 \in F(u) + G(u)` with :math:`F = \frac1n\sum_i F_i`, component
 operators :math:`F_i` and a cheap resolvent :math:`J_{\eta G}`. With
 :math:`T = J_{\eta G}(I - \eta F)`, nonexpansive when :math:`F` is
@@ -32,8 +32,8 @@ each device evaluates the drawn components it owns (the others are masked to
 0) and the partial sums are ``psum``-ed. Results equal the one-device run up
 to the order of summation.
 
-Example:
-  >>> u0, problem = example(jax.random.key(0))
+Example (``problem``: any :class:`FiniteSumProblem`, e.g. a test instance
+of :func:`jaxopt_papers.data.finite_sum.least_squares`; ``u0``: ``[d]``):
   >>> solver = VRHalpern(lipschitz=1.0)          # eta = 1/L
   >>> state, trace = jax.jit(solver.run, static_argnums=3)(
   ...     u0, jax.random.key(1), problem, 200)
@@ -54,8 +54,7 @@ from jax.typing import ArrayLike
 
 from jaxopt_papers.core import checks, parallel
 from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import finite_sum
-from jaxopt_papers.data.finite_sum import FiniteSumProblem
+from jaxopt_papers.solvers.finite_sum import FiniteSumProblem, num_components
 
 __all__ = [
   'Extragradient',
@@ -66,7 +65,6 @@ __all__ = [
   'VRHalpern',
   'default_batch_size',
   'default_prob',
-  'example',
   'step_draws',
 ]
 
@@ -199,13 +197,13 @@ class _FiniteSumSolver(abc.ABC):
         f'step_size <= {limit:g} / lipschitz = {limit / self.lipschitz!r} '
         f'of {type(self).__name__}'
       )
-    if not (
-      checks.is_real(self.max_residual_growth) and self.max_residual_growth > 1
-    ):
-      raise ValueError(
-        '`max_residual_growth` must be a number > 1, got '
-        f'{self.max_residual_growth!r}'
-      )
+    checks.check_interval(
+      'max_residual_growth',
+      self.max_residual_growth,
+      1.0,
+      math.inf,
+      low_open=True,
+    )
     checks.check_mesh(self.mesh, self.axis_name)
 
   @property
@@ -280,7 +278,7 @@ class _FiniteSumSolver(abc.ABC):
     self, state: HalpernState, problem: FiniteSumProblem
   ) -> tuple[HalpernState, HalpernTrace]:
     """One step from ``u_k``; the trace row describes ``u_k``."""
-    n = finite_sum.num_components(problem)
+    n = num_components(problem)
     if self.mesh is None:
       comps = _Components(
         problem.component_data,
@@ -341,10 +339,8 @@ class _FiniteSumSolver(abc.ABC):
 
 
 def _check_lam(lam: Any) -> None:
-  if lam is None:
-    return
-  if not (checks.is_real(lam) and 0 <= lam < 1):
-    raise ValueError(f'`lam` must be None or a number in [0, 1), got {lam!r}')
+  if lam is not None:
+    checks.check_interval('lam', lam, 0.0, 1.0, high_open=True)
 
 
 def _halpern_weight(lam: float | None, k: jax.Array, dtype) -> jax.Array:
@@ -514,29 +510,11 @@ class VRHalpern(_FiniteSumSolver):
 
   def __post_init__(self):
     super().__post_init__()
-    if self.prob is not None and not (
-      checks.is_real(self.prob) and 0 < self.prob <= 1
-    ):
-      raise ValueError(
-        f'`prob` must be None or a number in (0, 1], got {self.prob!r}'
-      )
-    if self.batch_size is not None and not (
-      isinstance(self.batch_size, int)
-      and not isinstance(self.batch_size, bool)
-      and self.batch_size >= 1
-    ):
-      raise ValueError(
-        f'`batch_size` must be None or an int >= 1, got {self.batch_size!r}'
-      )
+    if self.prob is not None:
+      checks.check_probability('prob', self.prob)
+    checks.check_int('batch_size', self.batch_size, allow_none=True)
     _check_lam(self.lam)
-    if not (
-      isinstance(self.residual_every, int)
-      and not isinstance(self.residual_every, bool)
-      and self.residual_every >= 1
-    ):
-      raise ValueError(
-        f'`residual_every` must be an int >= 1, got {self.residual_every!r}'
-      )
+    checks.check_int('residual_every', self.residual_every)
 
   def _update(self, state, problem, comps):
     eta = self.eta
@@ -568,16 +546,3 @@ class VRHalpern(_FiniteSumSolver):
     u_next = lam * state.anchor + (1 - lam) * t
     new = state._replace(u=u_next, u_prev=u, f_est=f_est)
     return new, residual, evals, full
-
-
-def example(key: jax.Array) -> tuple[jax.Array, FiniteSumProblem]:
-  """Returns ``(u0, problem)``: a small least-squares inclusion.
-
-  ``n = 16`` components (divisible by 1, 2, 4 and 8 devices), ``d = 4``,
-  ``rank 3``, rows of norm 1, so :math:`L \\le 1` and ``step_size=1`` is
-  within the assumption; ``u0 = 0``.
-  """
-  problem = finite_sum.least_squares(
-    key, num_components=16, dim=4, rank=3, row_norm=1.0
-  )
-  return jnp.zeros([4], jnp.result_type(float)), problem

@@ -4,7 +4,8 @@ Xiong, Ding, Du, "How Over-Parameterization Slows Down Gradient Descent in
 Matrix Sensing: The Curses of Symmetry and Initialization", ICLR 2024,
 arXiv:2310.01769. Short id ``matrix_sensing``.
 
-The problem (:mod:`jaxopt_papers.data.low_rank`): recover a rank-``r``
+The problem (:class:`jaxopt_papers.solvers.sensing.SensingProblem`; test
+instances from :mod:`jaxopt_papers.data.low_rank`): recover a rank-``r``
 matrix :math:`M^\star` from :math:`y_i = \langle A_i, M^\star\rangle`,
 :math:`i = 1..m`, by gradient descent (GD) on a factorization with ``k``
 columns (``k = r`` exact, ``k > r`` over-parameterized).
@@ -65,8 +66,9 @@ The factor is always one array, so a problem's ``x0`` is a plain matrix:
 ``(F, G)`` pair). :func:`initial_factors` draws the small random
 initialization, balanced (:math:`F_0^TF_0 = G_0^TG_0`) or not.
 
-Example:
-  >>> z0, problem = example(jax.random.key(0))
+Example (``problem``: any sensing problem with a ``[m, n, n]`` operator):
+  >>> z0 = initial_factors(jax.random.key(0), n, 4, 0.1,
+  ...                      parameterization='asymmetric')
   >>> solver = MatrixSensingGD(learning_rate=0.1,
   ...                          parameterization='asymmetric',
   ...                          modification_step=200)
@@ -111,7 +113,6 @@ References:
 
 import dataclasses
 import math
-import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -121,13 +122,12 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxopt_papers.core import checks
 from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import low_rank
+from jaxopt_papers.solvers import sensing
 
 __all__ = [
   'MatrixSensingGD',
   'MatrixSensingState',
   'MatrixSensingTrace',
-  'example',
   'first_step_below',
   'gradient',
   'initial_factors',
@@ -143,11 +143,7 @@ _PARAMETERIZATIONS = ('symmetric', 'asymmetric')
 
 
 def _check_parameterization(parameterization: str) -> None:
-  if parameterization not in _PARAMETERIZATIONS:
-    raise ValueError(
-      f'`parameterization` must be one of {_PARAMETERIZATIONS}, got '
-      f'{parameterization!r}'
-    )
+  checks.check_in('parameterization', parameterization, _PARAMETERIZATIONS)
 
 
 def stack_factors(f: ArrayLike, g: ArrayLike) -> jax.Array:
@@ -180,29 +176,29 @@ def product(
   return f @ g.T
 
 
-def _n1(problem: low_rank.SensingProblem) -> int:
+def _n1(problem: sensing.SensingProblem) -> int:
   return problem.operator.shape[-2]
 
 
 def loss(
   factor: ArrayLike,
-  problem: low_rank.SensingProblem,
+  problem: sensing.SensingProblem,
   parameterization: str = 'symmetric',
 ) -> jax.Array:
   r""":math:`\frac{1}{2m}\|\mathcal{A}(M) - y\|^2` with :math:`M = XX^T` or
   :math:`FG^T` (``factor`` is ``X`` or the stacked ``[F; G]``)."""
   m = product(factor, parameterization, _n1(problem))
-  r = low_rank.measure(problem.operator, m) - problem.y
+  r = sensing.measure(problem.operator, m) - problem.y
   return 0.5 * jnp.mean(jnp.square(r))
 
 
 def _gradient_from_residual(
   z: jax.Array,
   r: jax.Array,
-  problem: low_rank.SensingProblem,
+  problem: sensing.SensingProblem,
   parameterization: str,
 ) -> jax.Array:
-  big_r = low_rank.adjoint(problem.operator, r) / r.shape[0]  # [n1, n2]
+  big_r = sensing.adjoint(problem.operator, r) / r.shape[0]  # [n1, n2]
   if parameterization == 'symmetric':
     return (big_r + big_r.T) @ z
   f, g = split_factors(z, _n1(problem))
@@ -211,7 +207,7 @@ def _gradient_from_residual(
 
 def gradient(
   factor: ArrayLike,
-  problem: low_rank.SensingProblem,
+  problem: sensing.SensingProblem,
   parameterization: str = 'symmetric',
 ) -> jax.Array:
   r"""Closed-form gradient of :func:`loss` in the factor.
@@ -222,7 +218,7 @@ def gradient(
   _check_parameterization(parameterization)
   z = jnp.asarray(factor)
   m = product(z, parameterization, _n1(problem))
-  r = low_rank.measure(problem.operator, m) - problem.y
+  r = sensing.measure(problem.operator, m) - problem.y
   return _gradient_from_residual(z, r, problem, parameterization)
 
 
@@ -373,7 +369,7 @@ class MatrixSensingGD:
     ``init(x0, key) -> MatrixSensingState`` (``x0`` is ``X`` ``[n, k]``, the
     stacked ``[F; G]`` or a pair ``(F, G)``; the key is ignored),
     ``step(state, problem) -> (MatrixSensingState, MatrixSensingTrace)``
-    with ``problem`` a :class:`jaxopt_papers.data.low_rank.SensingProblem`,
+    with ``problem`` a :class:`jaxopt_papers.solvers.sensing.SensingProblem`,
     and ``run(x0, key, problem, num_steps)``. Trace fields: ``error``,
     ``relative_error``, ``loss``, ``imbalance``, and the bool ``finite``
     (False once the factor has a NaN/inf: divergence shows as data).
@@ -385,30 +381,20 @@ class MatrixSensingGD:
   modification_scale: float = 1.0
 
   def __post_init__(self):
-    lr = self.learning_rate
-    if not (checks.is_real(lr) and math.isfinite(lr) and lr > 0):
-      raise ValueError(
-        f'`learning_rate` must be a finite number > 0, got {lr!r}'
-      )
+    checks.check_positive('learning_rate', self.learning_rate)
     _check_parameterization(self.parameterization)
-    t0 = self.modification_step
-    if t0 is not None:
-      if isinstance(t0, bool) or not isinstance(t0, numbers.Integral):
-        raise ValueError(
-          f'`modification_step` must be None or an int >= 0, got {t0!r}'
-        )
-      if t0 < 0:
-        raise ValueError(f'`modification_step` must be >= 0, got {t0!r}')
-      if self.parameterization != 'asymmetric':
-        raise ValueError(
-          '`modification_step` needs parameterization="asymmetric" (the '
-          'modification rebalances F against G)'
-        )
-    c = self.modification_scale
-    if not (checks.is_real(c) and math.isfinite(c) and c > 0):
+    checks.check_int(
+      'modification_step', self.modification_step, minimum=0, allow_none=True
+    )
+    if (
+      self.modification_step is not None
+      and self.parameterization != 'asymmetric'
+    ):
       raise ValueError(
-        f'`modification_scale` must be a finite number > 0, got {c!r}'
+        '`modification_step` needs parameterization="asymmetric" (the '
+        'modification rebalances F against G)'
       )
+    checks.check_positive('modification_scale', self.modification_scale)
 
   def init(
     self, x0: ArrayLike | tuple[ArrayLike, ArrayLike], key: Any = None
@@ -429,7 +415,7 @@ class MatrixSensingGD:
       z = z.astype(jnp.result_type(float))
     return MatrixSensingState(step=jnp.zeros([], jnp.int32), factor=z)
 
-  def _check(self, z: jax.Array, problem: low_rank.SensingProblem) -> None:
+  def _check(self, z: jax.Array, problem: sensing.SensingProblem) -> None:
     n1, n2 = problem.operator.shape[-2:]
     rows = n1 if self.parameterization == 'symmetric' else n1 + n2
     if self.parameterization == 'symmetric' and n1 != n2:
@@ -448,7 +434,7 @@ class MatrixSensingGD:
     return stack_factors(*modify_factors(f, g, self.modification_scale))
 
   def step(
-    self, state: MatrixSensingState, problem: low_rank.SensingProblem
+    self, state: MatrixSensingState, problem: sensing.SensingProblem
   ) -> tuple[MatrixSensingState, MatrixSensingTrace]:
     """One GD step (modified at ``modification_step``); the row describes
     ``state``."""
@@ -462,7 +448,7 @@ class MatrixSensingGD:
       f, g = split_factors(z, n1)
       imbalance = jnp.linalg.norm(f.T @ f - g.T @ g)
     m_t = product(z, self.parameterization, n1)
-    r = low_rank.measure(problem.operator, m_t) - problem.y  # [m]
+    r = sensing.measure(problem.operator, m_t) - problem.y  # [m]
     error = jnp.linalg.norm(m_t - problem.target)
     row = MatrixSensingTrace(
       error=error,
@@ -487,7 +473,7 @@ class MatrixSensingGD:
     self,
     x0: ArrayLike | tuple[ArrayLike, ArrayLike],
     key: Any,
-    problem: low_rank.SensingProblem,
+    problem: sensing.SensingProblem,
     num_steps: int,
   ) -> tuple[MatrixSensingState, MatrixSensingTrace]:
     """Runs ``num_steps`` steps from ``x0`` in one ``lax.scan``."""
@@ -496,36 +482,13 @@ class MatrixSensingGD:
     )
 
   def matrix(
-    self, state: MatrixSensingState, problem: low_rank.SensingProblem
+    self, state: MatrixSensingState, problem: sensing.SensingProblem
   ) -> jax.Array:
     """:math:`XX^T` or :math:`FG^T` of ``state``."""
     return product(state.factor, self.parameterization, _n1(problem))
 
   def error(
-    self, state: MatrixSensingState, problem: low_rank.SensingProblem
+    self, state: MatrixSensingState, problem: sensing.SensingProblem
   ) -> jax.Array:
     r""":math:`\|M - M^\star\|_F` of ``state``."""
     return jnp.linalg.norm(self.matrix(state, problem) - problem.target)
-
-
-def example(
-  key: jax.Array,
-) -> tuple[jax.Array, low_rank.SensingProblem]:
-  """Returns ``(z0, problem)``: a small asymmetric sensing instance.
-
-  ``n = 8``, PSD rank-2 target with singular values ``(1, 0.5)``, ``m = 200``
-  non-symmetric Gaussian measurements, and an over-parameterized,
-  imbalanced stacked factor ``[F_0; G_0]`` (``k = 4``, ``alpha = 0.1``);
-  use with ``MatrixSensingGD(parameterization='asymmetric')``.
-  """
-  k_problem, k_init = jax.random.split(key)
-  problem = low_rank.sensing_problem(
-    k_problem,
-    n=8,
-    r=2,
-    m=200,
-    singular_values=(1.0, 0.5),
-    symmetric_operator=False,
-  )
-  z0 = initial_factors(k_init, 8, 4, 0.1, parameterization='asymmetric')
-  return z0, problem

@@ -4,7 +4,8 @@ Ma, Fattahi, "Global Convergence of Sub-gradient Method for Robust Matrix
 Recovery: Small Initialization, Noisy Measurements, and
 Over-parameterization", JMLR 2023, arXiv:2202.08788. Short id ``subgm``.
 
-The problem (:mod:`jaxopt_papers.data.low_rank`): recover a rank-``r`` PSD
+The problem (:class:`jaxopt_papers.solvers.sensing.SensingProblem`; test
+instances from :mod:`jaxopt_papers.data.low_rank`): recover a rank-``r`` PSD
 matrix :math:`X^\star \in \mathbb{R}^{d\times d}` from
 :math:`y = \mathcal{A}(X^\star) + s`, where a fraction of the measurements
 carries gross outliers :math:`s_i`, through an *over-parameterized* factor
@@ -45,8 +46,9 @@ with :math:`\alpha`, even when the outliers are dense and large, while the
 schedule, so the two runs differ only in the loss. ``decay=1`` gives a
 constant step (plain GD / a constant-step subgradient method).
 
-Example:
-  >>> u0, problem = example(jax.random.key(0))
+Example (``problem``: any :class:`~jaxopt_papers.solvers.sensing.SensingProblem`
+with a ``[m, d, d]`` operator):
+  >>> u0 = initial_factor(jax.random.key(0), d, 4, 1e-3)   # r' = 4
   >>> solver = SubGM(learning_rate=0.1, decay=0.99)
   >>> state, trace = solver.run(u0, jax.random.key(0), problem, 500)
   >>> trace.relative_error[-1]          # ||U U^T - X*||_F / ||X*||_F
@@ -88,7 +90,6 @@ References:
 """
 
 import dataclasses
-import math
 from typing import NamedTuple
 
 import jax
@@ -97,13 +98,12 @@ from jax.typing import ArrayLike, DTypeLike
 
 from jaxopt_papers.core import checks
 from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.data import low_rank
+from jaxopt_papers.solvers import sensing
 
 __all__ = [
   'SubGM',
   'SubGMState',
   'SubGMTrace',
-  'example',
   'initial_factor',
   'l1_loss',
   'l2_loss',
@@ -113,31 +113,31 @@ __all__ = [
 _LOSSES = ('l1', 'l2')
 
 
-def _residual(u: jax.Array, problem: low_rank.SensingProblem) -> jax.Array:
+def _residual(u: jax.Array, problem: sensing.SensingProblem) -> jax.Array:
   """``[m]`` residuals :math:`\\langle A_i, UU^T\\rangle - y_i`."""
-  return low_rank.measure(problem.operator, u @ u.T) - problem.y
+  return sensing.measure(problem.operator, u @ u.T) - problem.y
 
 
-def l1_loss(u: ArrayLike, problem: low_rank.SensingProblem) -> jax.Array:
+def l1_loss(u: ArrayLike, problem: sensing.SensingProblem) -> jax.Array:
   r""":math:`\frac1m\|\mathcal{A}(UU^T) - y\|_1`."""
   return jnp.mean(jnp.abs(_residual(jnp.asarray(u), problem)))
 
 
-def l2_loss(u: ArrayLike, problem: low_rank.SensingProblem) -> jax.Array:
+def l2_loss(u: ArrayLike, problem: sensing.SensingProblem) -> jax.Array:
   r""":math:`\frac{1}{2m}\|\mathcal{A}(UU^T) - y\|_2^2`."""
   return 0.5 * jnp.mean(jnp.square(_residual(jnp.asarray(u), problem)))
 
 
 def _direction(
-  u: jax.Array, weights: jax.Array, problem: low_rank.SensingProblem
+  u: jax.Array, weights: jax.Array, problem: sensing.SensingProblem
 ) -> jax.Array:
   """:math:`\\frac1m \\sum_i w_i (A_i + A_i^T) U`."""
-  g = low_rank.adjoint(problem.operator, weights) / weights.shape[0]
+  g = sensing.adjoint(problem.operator, weights) / weights.shape[0]
   return (g + g.T) @ u
 
 
 def subgradient(
-  u: ArrayLike, problem: low_rank.SensingProblem, loss: str = 'l1'
+  u: ArrayLike, problem: sensing.SensingProblem, loss: str = 'l1'
 ) -> jax.Array:
   r"""The (sub)gradient :math:`D` of :func:`l1_loss` (or :func:`l2_loss`).
 
@@ -145,8 +145,7 @@ def subgradient(
   :math:`\mathrm{sign}(0) = 0`; ``'l2'``: :math:`\frac1m\sum_i r_i
   (A_i + A_i^T)U`, where :math:`r_i = \langle A_i, UU^T\rangle - y_i`.
   """
-  if loss not in _LOSSES:
-    raise ValueError(f'`loss` must be one of {_LOSSES}, got {loss!r}')
+  checks.check_in('loss', loss, _LOSSES)
   u = jnp.asarray(u)
   r = _residual(u, problem)
   return _direction(u, jnp.sign(r) if loss == 'l1' else r, problem)
@@ -207,7 +206,7 @@ class SubGM:
   Returns:
     ``init(x0 [d, r'], key) -> SubGMState`` (the key is ignored),
     ``step(state, problem) -> (SubGMState, SubGMTrace)`` with ``problem`` a
-    :class:`jaxopt_papers.data.low_rank.SensingProblem` (a pytree), and
+    :class:`jaxopt_papers.solvers.sensing.SensingProblem` (a pytree), and
     ``run(x0, key, problem, num_steps)``; the trace fields are
     ``relative_error``, ``l1_loss``, ``l2_loss``, ``step_size`` and the bool
     ``finite`` (False once :math:`U_t` has a NaN/inf: divergence shows as
@@ -219,15 +218,9 @@ class SubGM:
   loss: str = 'l1'
 
   def __post_init__(self):
-    lr = self.learning_rate
-    if not (checks.is_real(lr) and math.isfinite(lr) and lr > 0):
-      raise ValueError(
-        f'`learning_rate` must be a finite number > 0, got {lr!r}'
-      )
-    if not (checks.is_real(self.decay) and 0 < self.decay <= 1):
-      raise ValueError(f'`decay` must be in (0, 1], got {self.decay!r}')
-    if self.loss not in _LOSSES:
-      raise ValueError(f'`loss` must be one of {_LOSSES}, got {self.loss!r}')
+    checks.check_positive('learning_rate', self.learning_rate)
+    checks.check_interval('decay', self.decay, 0.0, 1.0, low_open=True)
+    checks.check_in('loss', self.loss, _LOSSES)
 
   def init(self, x0: ArrayLike, key: jax.Array | None = None) -> SubGMState:
     """Returns the state at the initial factor ``x0`` (``[d, r']``)."""
@@ -247,7 +240,7 @@ class SubGM:
     )
 
   def step(
-    self, state: SubGMState, problem: low_rank.SensingProblem
+    self, state: SubGMState, problem: sensing.SensingProblem
   ) -> tuple[SubGMState, SubGMTrace]:
     """One SubGM (or GD) step; the trace row describes ``state``."""
     u = state.factor
@@ -257,12 +250,12 @@ class SubGM:
         f'{problem.operator.shape[-1]}, got {u.shape}'
       )
     x = u @ u.T
-    r = low_rank.measure(problem.operator, x) - problem.y  # [m]
+    r = sensing.measure(problem.operator, x) - problem.y  # [m]
     weights = jnp.sign(r) if self.loss == 'l1' else r
     eta = self.step_size(state.step, u.dtype)
     new_u = u - eta * _direction(u, weights, problem)
     row = SubGMTrace(
-      relative_error=low_rank.relative_error(x, problem.target),
+      relative_error=sensing.relative_error(x, problem.target),
       l1_loss=jnp.mean(jnp.abs(r)),
       l2_loss=0.5 * jnp.mean(jnp.square(r)),
       step_size=eta,
@@ -274,7 +267,7 @@ class SubGM:
     self,
     x0: ArrayLike,
     key: jax.Array | None,
-    problem: low_rank.SensingProblem,
+    problem: sensing.SensingProblem,
     num_steps: int,
   ) -> tuple[SubGMState, SubGMTrace]:
     """Runs ``num_steps`` steps from ``x0`` in one ``lax.scan``."""
@@ -283,31 +276,8 @@ class SubGM:
     )
 
   def relative_error(
-    self, state: SubGMState, problem: low_rank.SensingProblem
+    self, state: SubGMState, problem: sensing.SensingProblem
   ) -> jax.Array:
     r""":math:`\|U U^T - X^\star\|_F / \|X^\star\|_F` of ``state``."""
     u = state.factor
-    return low_rank.relative_error(u @ u.T, problem.target)
-
-
-def example(
-  key: jax.Array,
-) -> tuple[jax.Array, low_rank.SensingProblem]:
-  """Returns ``(x0, problem)``: a small robust-recovery instance.
-
-  ``d = 8``, rank-2 target with singular values ``(1, 0.5)``, ``m = 200``
-  symmetric Gaussian measurements, 10 % outliers ``N(0, 10^2)``, and an
-  over-parameterized ``x0 = 1e-3 * B`` with ``r' = 4``; use as
-  ``SubGM().init(x0, key)`` and ``SubGM().step(state, problem)``.
-  """
-  k_problem, k_init = jax.random.split(key)
-  problem = low_rank.sensing_problem(
-    k_problem,
-    n=8,
-    r=2,
-    m=200,
-    singular_values=(1.0, 0.5),
-    outlier_fraction=0.1,
-    outlier_scale=10.0,
-  )
-  return initial_factor(k_init, 8, 4, 1e-3), problem
+    return sensing.relative_error(u @ u.T, problem.target)

@@ -57,3 +57,33 @@ def test_check_nonnegative_rejects(value):
 def test_check_nonnegative_accepts_zero():
   checks.check_nonnegative('rho', 0)
   checks.check_nonnegative('rho', 0.5)
+
+
+def test_check_finite_interval_probability():
+  checks.check_finite('x', -3.0)
+  checks.check_finite('x', None, allow_none=True)
+  for bad in (float('nan'), float('inf'), '1', True):
+    with pytest.raises(ValueError, match='`x`'):
+      checks.check_finite('x', bad)
+  checks.check_interval('b', 0.0, 0.0, 1.0, high_open=True)
+  with pytest.raises(ValueError, match=r'`b` must be in \[0, 1\)'):
+    checks.check_interval('b', 1.0, 0.0, 1.0, high_open=True)
+  with pytest.raises(ValueError, match='`b`'):
+    checks.check_interval('b', float('nan'), 0.0, 1.0)
+  checks.check_probability('p', 1.0)
+  checks.check_probability('p', 0.0, allow_zero=True)
+  for bad in (0.0, 1.5, -0.1, float('nan')):
+    with pytest.raises(ValueError, match=r'`p` must be in \(0, 1\]'):
+      checks.check_probability('p', bad)
+
+
+def test_check_callable_and_transform():
+  import optax
+
+  checks.check_callable('f', len)
+  checks.check_callable('f', None, allow_none=True)
+  with pytest.raises(ValueError, match='`f` must be callable'):
+    checks.check_callable('f', 3)
+  checks.check_transform('tx', optax.sgd(0.1))
+  with pytest.raises(ValueError, match='`tx` must be an optax'):
+    checks.check_transform('tx', 'sgd')

@@ -1,4 +1,4 @@
-"""Tests for the heterogeneous per-worker least-squares generator."""
+"""Tests for the distributed testbeds: least squares, targets on a graph."""
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +21,14 @@ def test_shapes_optimum_and_smoothness():
     np.testing.assert_allclose(xs, ref, rtol=1e-9)
     assert float(jnp.linalg.norm(q.grad(p, p.x_star))) < 1e-12
     # Heterogeneous: local gradients at x* do not vanish.
-    local = jax.vmap(q.worker_grad, (0, 0, None))(p.a, p.b, p.x_star)
+    local = jax.vmap(q.worker_grad, (None, 0))(p.x_star, p.worker_data)
     assert float(jnp.min(jnp.linalg.norm(local, axis=1))) > 0.1
+    # The oracle form: (params, worker_data, key) and (params, worker_data).
+    g0 = q.worker_grad(p.x_star, (p.a[0], p.b[0]), jax.random.key(0))
+    np.testing.assert_array_equal(g0, local[0])
+    np.testing.assert_allclose(
+      jax.grad(q.worker_loss)(p.x_star, (p.a[0], p.b[0])), g0, rtol=1e-10
+    )
     lip, mu = (float(v) for v in q.smoothness(p))
     eig = np.linalg.eigvalsh(np.einsum('imd,ime->de', a, a) / 240)
     np.testing.assert_allclose([lip, mu], [eig[-1], eig[0]], rtol=1e-10)
@@ -41,7 +47,7 @@ def test_homogeneous_targets_share_the_optimum():
     p = q.heterogeneous_least_squares(
       jax.random.key(1), 4, 5, 12, heterogeneity=0.0, dtype=jnp.float64
     )
-    local = jax.vmap(q.worker_grad, (0, 0, None))(p.a, p.b, p.x_star)
+    local = jax.vmap(q.worker_grad, (None, 0))(p.x_star, p.worker_data)
     assert float(jnp.max(jnp.abs(local))) < 1e-10
 
 
@@ -67,3 +73,16 @@ def test_key_dependence_and_default_dtype():
 def test_bad_arguments(kwargs, name):
   with pytest.raises(ValueError, match=f'`{name}`'):
     q.heterogeneous_least_squares(jax.random.key(0), **kwargs)
+
+
+def test_targets_on_graph_is_the_sa_srrw_card_problem():
+  p = q.targets_on_graph(jax.random.key(0), 12, 1, 4, 2, scale=3.0)
+  assert p.num_nodes == 12 and p.node_data.shape == (12, 2)
+  # theta* is the mu-weighted mean (uniform mu: the mean of the targets).
+  np.testing.assert_allclose(p.theta_star, np.mean(p.node_data, 0), rtol=1e-5)
+  k_graph, k_data = jax.random.split(jax.random.key(0))
+  np.testing.assert_array_equal(
+    p.node_data, 3.0 * jax.random.normal(k_data, (12, 2))
+  )
+  with pytest.raises(ValueError, match='`scale`'):
+    q.targets_on_graph(jax.random.key(0), 12, 1, 4, 2, scale=0.0)

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxopt_papers.core import compress, parallel
@@ -10,6 +11,8 @@ from jaxopt_papers.data import quadratics
 from jaxopt_papers.distributed import econtrol as ec
 
 N, D, M = 4, 6, 8
+# The least-squares testbed plugged into the solver.
+LS = dict(grad_fn=quadratics.worker_grad, loss_fn=quadratics.worker_loss)
 
 
 def _problem(key=0, dtype=jnp.float64):
@@ -81,7 +84,7 @@ def _jax_xs(solver, p, key, steps):
   """Iterates x_0..x_steps and the trace of ``solver``."""
 
   def body(state, _):
-    new, row = solver.step(state, p)
+    new, row = solver.step(state, p.worker_data)
     return new, (new.x, row)
 
   state0 = solver.init(jnp.zeros([D], jnp.float64), key)
@@ -103,11 +106,19 @@ def test_reference_numpy_float64(method):
       step_size=kw['gamma'],
       sigma=kw['sigma'],
       compressor=compress.top_k(2),
+      **LS,
     )
     xs, trace, state = _jax_xs(solver, p, key, 6)
     ref_xs, ref_err, e, hl, h = _np_run(method, p, key, 6, **kw)
+    a, b = np.asarray(p.a), np.asarray(p.b)
+    ref_loss = [
+      np.mean([np.sum((a[i] @ x - b[i]) ** 2) / (2 * M) for i in range(N)])
+      for x in ref_xs[:-1]
+    ]
   np.testing.assert_allclose(xs, ref_xs, rtol=1e-9, atol=1e-12)
-  np.testing.assert_allclose(trace.error, ref_err, rtol=1e-9)
+  err = np.sum((xs[:-1] - np.asarray(p.x_star)) ** 2, axis=1)
+  np.testing.assert_allclose(err, ref_err, rtol=1e-9)
+  np.testing.assert_allclose(trace.loss, ref_loss, rtol=1e-9)
   if method in ('econtrol', 'ef14'):
     np.testing.assert_allclose(state.e, e, rtol=1e-9, atol=1e-12)
   if method in ('econtrol', 'ef21'):
@@ -131,7 +142,11 @@ def test_eta_zero_is_ef21_and_h_zero_eta_one_is_ef14():
   with jax.enable_x64(True):
     p, key = _problem(1), jax.random.key(2)
     common = dict(
-      num_workers=N, step_size=0.25, sigma=0.3, compressor=compress.top_k(1)
+      num_workers=N,
+      step_size=0.25,
+      sigma=0.3,
+      compressor=compress.top_k(1),
+      **LS,
     )
     xs0, _, _ = _jax_xs(
       ec.EControl(method='econtrol', eta=0.0, **common), p, key, 30
@@ -150,7 +165,7 @@ def test_eta_zero_is_ef21_and_h_zero_eta_one_is_ef14():
 def test_identity_compressor_is_sgd(method):
   with jax.enable_x64(True):
     p, key = _problem(2), jax.random.key(3)
-    kw = dict(num_workers=N, step_size=0.3, sigma=0.4, eta=0.5)
+    kw = dict(num_workers=N, step_size=0.3, sigma=0.4, eta=0.5, **LS)
     xs, _, _ = _jax_xs(
       ec.EControl(method=method, compressor=compress.identity(), **kw),
       p,
@@ -174,6 +189,7 @@ def test_virtual_iterate_identity_x64():
       step_size=gamma,
       sigma=sigma,
       compressor=compress.top_k(1),
+      **LS,
     )
     state = solver.init(jnp.zeros([D], jnp.float64), key)
     step = jax.jit(solver.step)
@@ -189,7 +205,7 @@ def test_virtual_iterate_identity_x64():
         axis=0,
       )
       before = np.asarray(solver.virtual_iterate(state))
-      state, _ = step(state, p)
+      state, _ = step(state, p.worker_data)
       after = np.asarray(solver.virtual_iterate(state))
       max_dev = max(max_dev, np.max(np.abs(after - (before - gamma * g))))
     assert float(np.abs(np.asarray(state.e)).max()) > 1e-3  # e is not trivial
@@ -207,13 +223,15 @@ def test_one_vs_four_devices(method, num_devices):
     step_size=0.2,
     sigma=0.3,
     compressor=compress.top_k(2),
+    **LS,
   )
   key, x0 = jax.random.key(1), jnp.zeros([D])
   ref = ec.EControl(**kw)
   dev = ec.EControl(**kw, mesh=parallel.make_mesh(num_devices, 'workers'))
-  s1, t1 = jax.jit(lambda: ref.run(x0, key, p, 20))()
-  s4, t4 = jax.jit(lambda: dev.run(x0, key, p, 20))()
-  np.testing.assert_allclose(jax.device_get(t4.error), t1.error, rtol=1e-5)
+  s1, t1 = jax.jit(lambda: ref.run(x0, key, p.worker_data, 20))()
+  s4, t4 = jax.jit(lambda: dev.run(x0, key, p.worker_data, 20))()
+  np.testing.assert_allclose(jax.device_get(t4.loss), t1.loss, rtol=1e-5)
+  np.testing.assert_allclose(jax.device_get(s4.x), s1.x, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(jax.device_get(s4.e), s1.e, rtol=1e-4, atol=1e-5)
   np.testing.assert_array_equal(jax.device_get(t4.bits), t1.bits)
   assert len(s4.e.sharding.device_set) == num_devices
@@ -222,18 +240,193 @@ def test_one_vs_four_devices(method, num_devices):
 def test_divergence_is_data():
   p = _problem(0, jnp.float32)
   solver = ec.EControl(
-    num_workers=N, eta=1.0, step_size=50.0, compressor=compress.top_k(2)
+    num_workers=N, eta=1.0, step_size=50.0, compressor=compress.top_k(2), **LS
   )
   state, trace = jax.jit(solver.run, static_argnums=3)(
-    jnp.zeros([D]), jax.random.key(0), p, 200
+    jnp.zeros([D]), jax.random.key(0), p.worker_data, 200
   )
   div = np.asarray(trace.diverged)
   assert div[-1] and not div[0]
   for leaf in (state.x, state.e, state.h_local, state.h):
     assert np.all(np.isfinite(np.asarray(leaf)))
   first = int(np.argmax(div))
-  err = np.asarray(trace.error)
-  np.testing.assert_array_equal(err[first:], err[first])  # frozen
+  loss = np.asarray(trace.loss)
+  np.testing.assert_array_equal(loss[first:], loss[first])  # frozen
+
+
+# ----------------------------------------- any objective, any params pytree
+
+NL, ML, DL = 4, 16, 3  # workers, rows per worker, features
+
+
+def _logistic_data(key=0):
+  """Per-worker logistic regression, heterogeneous (shifted) features."""
+  k_x, k_w, k_s, k_y = jax.random.split(jax.random.key(key), 4)
+  shift = 1.5 * jax.random.normal(k_s, (NL, 1, DL), jnp.float64)
+  feats = jax.random.normal(k_x, (NL, ML, DL), jnp.float64) + shift
+  w = jax.random.normal(k_w, (DL,), jnp.float64)
+  # Noisy labels: not separable, so the loss has a finite minimiser.
+  labels = jax.random.bernoulli(k_y, jax.nn.sigmoid(feats @ w))
+  return feats, labels.astype(jnp.float64)
+
+
+def _logistic_loss(params, data):
+  x, y = data
+  logits = x @ params['w'] + params['b']
+  return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y))
+
+
+def _minibatch_grad(params, data, key, batch=4):
+  """A stochastic oracle: the gradient on ``batch`` rows drawn from key."""
+  x, y = data
+  idx = jax.random.randint(key, (batch,), 0, x.shape[0])
+  return jax.grad(_logistic_loss)(params, (x[idx], y[idx]))
+
+
+def _np_logistic_grad(w, b, x, y):
+  z = 1.0 / (1.0 + np.exp(-(x @ w + b)))
+  return x.T @ (z - y) / len(y), np.mean(z - y)
+
+
+def _np_ravel(w, b):
+  # ravel_pytree order: leaves of {'b', 'w'} sorted by key.
+  return np.concatenate([[b], w])
+
+
+@pytest.mark.parametrize('method', ['econtrol', 'ef21', 'ef14'])
+def test_pytree_params_stochastic_oracle_matches_numpy(method):
+  """{'w', 'b'} params, minibatch grad_fn: float64 NumPy transcription.
+
+  Top-k acts on the flattened vector (b first, then w: the order of
+  ravel_pytree); worker i at step t draws its minibatch from
+  fold_in(fold_in(fold_in(key, t), i), 2).
+  """
+  eta, gamma, k, steps, sigma = 0.3, 0.5, 2, 5, 0.2
+  with jax.enable_x64(True):
+    feats, labels = _logistic_data()
+    key = jax.random.key(7)
+    solver = ec.EControl(
+      num_workers=NL,
+      method=method,
+      eta=eta,
+      step_size=gamma,
+      sigma=sigma,
+      compressor=compress.top_k(k),
+      grad_fn=_minibatch_grad,
+      loss_fn=_logistic_loss,
+    )
+    params0 = {'w': jnp.zeros(DL), 'b': jnp.zeros([])}
+    state, trace = jax.jit(solver.run, static_argnums=3)(
+      params0, key, (feats, labels), steps
+    )
+
+    # The documented per-worker keys: minibatch indices and noise.
+    def draws(t, i):
+      kw = jax.random.fold_in(jax.random.fold_in(key, t), i)
+      j = jax.random.randint(jax.random.fold_in(kw, 2), (4,), 0, ML)
+      xi = jax.random.normal(jax.random.fold_in(kw, 0), (DL + 1,), jnp.float64)
+      return j, xi
+
+    per_step = jax.vmap(draws, in_axes=(None, 0))
+    idx, noise = jax.jit(jax.vmap(per_step, in_axes=(0, None)))(
+      jnp.arange(steps), jnp.arange(NL)
+    )
+    idx, noise = np.asarray(idx), np.asarray(noise)
+  x_np, y_np = np.asarray(feats), np.asarray(labels)
+  flat = np.zeros(DL + 1)  # [b, w]
+  e = np.zeros((NL, DL + 1))
+  hl = np.zeros((NL, DL + 1))
+  h = np.zeros(DL + 1)
+  losses = []
+  for t in range(steps):
+    w, b = flat[1:], flat[0]
+    z = [1 / (1 + np.exp(-(x_np[i] @ w + b))) for i in range(NL)]
+    bce = [
+      -np.mean(y_np[i] * np.log(z[i]) + (1 - y_np[i]) * np.log(1 - z[i]))
+      for i in range(NL)
+    ]
+    losses.append(np.mean(bce))
+    rows = []
+    for i in range(NL):
+      j = idx[t, i]
+      gw, gb = _np_logistic_grad(w, b, x_np[i][j], y_np[i][j])
+      rows.append(_np_ravel(gw, gb) + sigma * noise[t, i])
+    g = np.stack(rows)
+    if method in ('econtrol', 'ef21'):
+      if t == 0:
+        hl = g.copy()
+        h = hl.mean(0)
+      et = eta if method == 'econtrol' else 0.0
+      delta = np.stack(
+        [_np_top_k(et * e[i] + g[i] - hl[i], k) for i in range(NL)]
+      )
+      if method == 'econtrol':
+        e = e + g - hl - delta
+      hl = hl + delta
+      flat = flat - gamma * (h + delta.mean(0))
+      h = h + delta.mean(0)
+    else:  # ef14
+      delta = np.stack([_np_top_k(e[i] + g[i], k) for i in range(NL)])
+      e = e + g - delta
+      flat = flat - gamma * delta.mean(0)
+  np.testing.assert_allclose(state.x['b'], flat[0], rtol=1e-9, atol=1e-12)
+  np.testing.assert_allclose(state.x['w'], flat[1:], rtol=1e-9, atol=1e-12)
+  np.testing.assert_allclose(trace.loss, losses, rtol=1e-9)
+  np.testing.assert_allclose(state.e, e, rtol=1e-9, atol=1e-12)
+  assert state.x['w'].shape == (DL,) and state.x['b'].shape == ()
+  bits = np.asarray(trace.bits)
+  assert bits[-1] == k * (32 + 2)  # top-2 of D = 4 entries: 2-bit indices
+
+
+def test_logistic_regression_converges_like_uncompressed():
+  """Full gradients: EControl and EF21 reach the uncompressed optimum."""
+  with jax.enable_x64(True):
+    feats, labels = _logistic_data(1)
+    params0 = {'w': jnp.zeros(DL), 'b': jnp.zeros([])}
+    out = {}
+    for method in ('uncompressed', 'econtrol', 'ef21', 'naive'):
+      solver = ec.EControl(
+        num_workers=NL,
+        method=method,
+        step_size=1.0,
+        compressor=compress.top_k(1),
+        loss_fn=_logistic_loss,
+      )
+      state, trace = jax.jit(solver.run, static_argnums=3)(
+        params0, jax.random.key(0), (feats, labels), 1500
+      )
+      out[method] = (state, trace)
+  f_star = float(out['uncompressed'][1].loss[-1])
+  for method in ('econtrol', 'ef21'):
+    state, trace = out[method]
+    assert float(trace.loss[-1]) - f_star < 1e-6, method
+    assert float(trace.grad_norm[-1]) < 1e-3 * float(trace.grad_norm[0])
+    assert not bool(trace.diverged[-1])
+  # Naive top-1 on heterogeneous workers stalls short of the optimum.
+  assert float(out['naive'][1].loss[-1]) - f_star > 1e-4
+
+
+def test_default_objective_is_consensus(num_devices):
+  """No grad_fn / loss_fn: f_i = ||x - c_i||^2 / 2; 1 and 4 devices agree."""
+  c = {'a': jax.random.normal(jax.random.key(0), (8, 3)), 'b': jnp.ones((8,))}
+  x0 = {'a': jnp.zeros(3), 'b': jnp.zeros([])}
+  solver = ec.EControl(
+    num_workers=8, step_size=0.5, compressor=compress.top_k(2)
+  )
+  state, trace = jax.jit(solver.run, static_argnums=3)(
+    x0, jax.random.key(1), c, 300
+  )
+  np.testing.assert_allclose(state.x['a'], jnp.mean(c['a'], 0), atol=1e-5)
+  np.testing.assert_allclose(state.x['b'], 1.0, atol=1e-5)
+  mesh = parallel.make_mesh(num_devices, 'workers')
+  dev = ec.EControl(
+    num_workers=8, step_size=0.5, compressor=compress.top_k(2), mesh=mesh
+  )
+  s4, t4 = jax.jit(dev.run, static_argnums=3)(x0, jax.random.key(1), c, 300)
+  np.testing.assert_allclose(jax.device_get(t4.loss), trace.loss, rtol=1e-5)
+  np.testing.assert_allclose(
+    jax.device_get(s4.x['a']), state.x['a'], rtol=1e-5, atol=1e-6
+  )
 
 
 @pytest.mark.parametrize(
@@ -248,6 +441,8 @@ def test_divergence_is_data():
     ({'sigma': float('inf')}, 'sigma'),
     ({'num_workers': 0}, 'num_workers'),
     ({'compressor': 'top_k'}, 'compressor'),
+    ({'grad_fn': 3.0}, 'grad_fn'),
+    ({'loss_fn': 'mse'}, 'loss_fn'),
     ({'axis_name': ''}, 'axis_name'),
   ],
 )
@@ -261,9 +456,11 @@ def test_mesh_and_problem_shape_errors(num_devices):
   mesh = parallel.make_mesh(num_devices, 'workers')
   with pytest.raises(ValueError, match='`num_workers`'):
     ec.EControl(num_workers=6, mesh=mesh)
-  solver = ec.EControl(num_workers=N + 1)
+  solver = ec.EControl(num_workers=N + 1, **LS)
   state = solver.init(jnp.zeros([D]), jax.random.key(0))
   with pytest.raises(ValueError, match='`num_workers`'):
-    solver.step(state, _problem(0, jnp.float32))
+    solver.step(state, _problem(0, jnp.float32).worker_data)
+  with pytest.raises(ValueError, match='`worker_data`'):
+    solver.step(state, {})
   with pytest.raises(ValueError, match='`x0`'):
-    solver.init(jnp.zeros([2, D]), jax.random.key(0))
+    solver.init({}, jax.random.key(0))

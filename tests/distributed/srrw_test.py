@@ -5,9 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxopt_papers.core import parallel
-from jaxopt_papers.data import graphs
+from jaxopt_papers.core import graphs, parallel
+from jaxopt_papers.data import quadratics
 from jaxopt_papers.distributed import srrw
+
+
+def _example(key=0):
+  """12 nodes, c_i ~ N(0, 9 I_2), 8 runs (the registry's example)."""
+  problem = quadratics.targets_on_graph(jax.random.key(key), 12, 1, 4, 2)
+  return jnp.zeros((8, 2)), problem
 
 
 def _uniforms(key, num_steps, num_runs):
@@ -65,7 +71,8 @@ def test_reference_numpy_float64(small, alpha):
   adj, c = small
   runs, steps = 3, 6
   with jax.enable_x64(True):
-    problem = srrw.make_problem(adj, jnp.asarray(c, jnp.float64))
+    c64 = jnp.asarray(c, jnp.float64)
+    problem = srrw.make_problem(adj, c64, theta_star=jnp.mean(c64, 0))
     assert problem.graph.log_p.dtype == jnp.float64
     solver = srrw.SASRRW(num_nodes=10, alpha=alpha, a=0.7, b=0.9)
     theta0 = np.ones((runs, 2))
@@ -123,6 +130,7 @@ def test_alpha_zero_is_plain_mhrw(small):
   runs, steps = 8, 300
   with jax.enable_x64(True):
     problem = srrw.make_problem(adj, jnp.asarray(c, jnp.float64))
+    assert problem.theta_star is None
     solver = srrw.SASRRW(num_nodes=10, alpha=0.0)
     state0 = solver.init(jnp.zeros((runs, 2)), jax.random.key(2))
 
@@ -180,7 +188,7 @@ def test_sample_index_never_picks_padding_and_has_the_right_law():
 
 
 def test_srrw_visits_converge_faster_and_theta_converges():
-  theta0, problem = srrw.example(jax.random.key(0))
+  theta0, problem = _example()
   out = {}
   for alpha in (0.0, 5.0):
     solver = srrw.SASRRW(num_nodes=12, alpha=alpha, a=0.6, b=0.8)
@@ -194,7 +202,7 @@ def test_srrw_visits_converge_faster_and_theta_converges():
 
 
 def test_devices_give_the_same_walks(num_devices):
-  theta0, problem = srrw.example(jax.random.key(0))
+  theta0, problem = _example()
   mesh = parallel.make_mesh(num_devices, 'runs')
   ref = srrw.SASRRW(num_nodes=12, alpha=3.0)
   sharded = srrw.SASRRW(num_nodes=12, alpha=3.0, mesh=mesh)
@@ -209,17 +217,17 @@ def test_devices_give_the_same_walks(num_devices):
   assert s_dev.theta.sharding.spec[0] == 'runs'
 
 
-def test_custom_objective_pytree_data_and_nonfinite_flag():
+def test_custom_loss_pytree_data_and_nonfinite_flag():
   adj = graphs.ring(5)
   data = {'c': jnp.arange(5.0)[:, None], 'w': jnp.full((5,), 2.0)}
   obj = lambda th, d: 0.5 * d['w'] * jnp.sum((th - d['c']) ** 2)
   problem = srrw.make_problem(adj, data, theta_star=jnp.array([2.0]))
-  solver = srrw.SASRRW(num_nodes=5, alpha=1.0, objective=obj, b=0.9)
+  solver = srrw.SASRRW(num_nodes=5, alpha=1.0, loss_fn=obj, b=0.9)
   _, trace = jax.jit(solver.run, static_argnums=3)(
     jnp.zeros((4, 1)), jax.random.key(0), problem, 100
   )
   assert np.all(np.isfinite(trace.mse)) and trace.num_nonfinite.max() == 0
-  bad = srrw.SASRRW(num_nodes=5, objective=lambda th, d: jnp.sum(th) * jnp.nan)
+  bad = srrw.SASRRW(num_nodes=5, loss_fn=lambda th, d: jnp.sum(th) * jnp.nan)
   _, trace = jax.jit(bad.run, static_argnums=3)(
     jnp.zeros((4, 1)), jax.random.key(0), problem, 3
   )
@@ -242,7 +250,8 @@ def test_simple_random_walk_base_has_degree_stationary_law():
     ({'a': 1.2}, 'a'),
     ({'b': 0.3}, 'b'),
     ({'num_nodes': 0}, 'num_nodes'),
-    ({'objective': 3.0}, 'objective'),
+    ({'grad_fn': 3.0}, 'grad_fn'),
+    ({'loss_fn': 'mse'}, 'loss_fn'),
     ({'axis_name': ''}, 'axis_name'),
   ],
 )
@@ -260,10 +269,130 @@ def test_bad_problems_raise():
     srrw.walk_graph(graphs.ring(4), np.full((4, 4), 0.25))
   with pytest.raises(ValueError, match='`node_data`'):
     srrw.make_problem(graphs.ring(4), jnp.zeros((5, 2)))
-  theta0, problem = srrw.example(jax.random.key(0))
+  theta0, problem = _example()
   with pytest.raises(ValueError, match='`num_nodes`'):
     srrw.SASRRW(num_nodes=11).run(theta0, jax.random.key(0), problem, 2)
   with pytest.raises(ValueError, match='`theta0`'):
-    srrw.SASRRW(num_nodes=12).init(jnp.zeros(3), jax.random.key(0))
+    srrw.SASRRW(num_nodes=12).init(jnp.zeros([]), jax.random.key(0))
+  with pytest.raises(ValueError, match='`theta0`'):
+    srrw.SASRRW(num_nodes=12).init(
+      {'w': jnp.zeros((3, 2)), 'b': jnp.zeros(4)}, jax.random.key(0)
+    )
   with pytest.raises(ValueError, match='`alpha`'):
     srrw.srrw_walk(jax.random.key(0), problem.graph, 5, alpha=-1.0)
+
+
+# ------------------------------------------ any objective, any theta pytree
+
+NODES, ROWS, FEATS = 6, 12, 2
+
+
+def _logistic_nodes(key=0):
+  """Per-node logistic regression with noisy labels (a finite optimum)."""
+  k_x, k_w, k_y = jax.random.split(jax.random.key(key), 3)
+  x = jax.random.normal(k_x, (NODES, ROWS, FEATS), jnp.float64)
+  w = jnp.array([1.5, -1.0], jnp.float64)
+  y = jax.random.bernoulli(k_y, jax.nn.sigmoid(x @ w + 0.5))
+  return {'x': x, 'y': y.astype(jnp.float64)}
+
+
+def _node_loss(theta, datum):
+  logits = datum['x'] @ theta['w'] + theta['b']
+  y = datum['y']
+  return jnp.mean(jnp.logaddexp(0.0, logits) - y * logits)
+
+
+def _minibatch_grad(theta, datum, key, batch=3):
+  idx = jax.random.randint(key, (batch,), 0, ROWS)
+  return jax.grad(_node_loss)(
+    theta, {'x': datum['x'][idx], 'y': datum['y'][idx]}
+  )
+
+
+def test_logistic_pytree_stochastic_oracle_matches_numpy():
+  """{'w', 'b'} theta, minibatch grad_fn from fold_in(k_run, 1): NumPy."""
+  adj = graphs.ring_lattice_with_chords(jax.random.key(3), NODES, 1, 2)
+  runs, steps, alpha, a, b = 3, 6, 2.0, 0.7, 0.9
+  with jax.enable_x64(True):
+    data = _logistic_nodes()
+    problem = srrw.make_problem(adj, data)
+    solver = srrw.SASRRW(
+      num_nodes=NODES, alpha=alpha, a=a, b=b, grad_fn=_minibatch_grad
+    )
+    theta0 = {'w': jnp.zeros((runs, FEATS)), 'b': jnp.ones((runs,))}
+    key = jax.random.key(4)
+    state0 = solver.init(theta0, key)
+    state, trace = jax.jit(solver.run, static_argnums=3)(
+      theta0, key, problem, steps
+    )
+    assert trace.mse is None  # no theta_star
+
+    def draws(n, r):
+      k = jax.random.fold_in(jax.random.fold_in(state0.key, n), r)
+      u = jax.random.uniform(k, (), jnp.float64)
+      return u, jax.random.randint(jax.random.fold_in(k, 1), (3,), 0, ROWS)
+
+    per_step = jax.vmap(draws, in_axes=(None, 0))
+    u, idx = jax.jit(jax.vmap(per_step, in_axes=(0, None)))(
+      jnp.arange(steps), jnp.arange(runs)
+    )
+  u, idx = np.asarray(u), np.asarray(idx)
+  p = np.asarray(srrw.metropolis_hastings(adj), np.float64)
+  mu = np.full(NODES, 1.0 / NODES)
+  xs, ys = np.asarray(data['x']), np.asarray(data['y'])
+  x = np.full((runs, NODES), 1.0 / NODES)
+  w, bias = np.zeros((runs, FEATS)), np.ones(runs)
+  node = np.asarray(state0.node).copy()
+  for n in range(steps):
+    gamma, beta = (n + 2.0) ** -a, (n + 2.0) ** -b
+    for r in range(runs):
+      i = node[r]
+      support = np.flatnonzero(p[i] > 0)
+      kern = p[i, support] * (x[r, support] / mu[support]) ** (-alpha)
+      j = support[
+        np.searchsorted(np.cumsum(kern) / kern.sum(), u[n, r], 'right')
+      ]
+      x[r] = x[r] + gamma * (np.eye(NODES)[j] - x[r])
+      xb, yb = xs[j][idx[n, r]], ys[j][idx[n, r]]
+      z = 1.0 / (1.0 + np.exp(-(xb @ w[r] + bias[r])))
+      w[r] = w[r] - beta * xb.T @ (z - yb) / len(yb)
+      bias[r] = bias[r] - beta * np.mean(z - yb)
+      node[r] = j
+  np.testing.assert_array_equal(state.node, node)
+  np.testing.assert_allclose(state.x, x, rtol=1e-10)
+  np.testing.assert_allclose(state.theta['w'], w, rtol=1e-9, atol=1e-12)
+  np.testing.assert_allclose(state.theta['b'], bias, rtol=1e-9, atol=1e-12)
+
+
+def test_logistic_pytree_converges_to_the_minimiser():
+  """Full node gradients (loss_fn): every run ends near the minimiser."""
+  adj = graphs.ring_lattice_with_chords(jax.random.key(3), NODES, 1, 2)
+  with jax.enable_x64(True):
+    data = _logistic_nodes(1)
+    # The minimiser of mean_i F_i (uniform mu), by full-batch GD.
+    theta = {'w': jnp.zeros(FEATS), 'b': jnp.zeros([])}
+    total = lambda t: jnp.mean(jax.vmap(_node_loss, (None, 0))(t, data))
+    gd = jax.jit(
+      lambda t: jax.lax.fori_loop(
+        0,
+        3000,
+        lambda _, t: jax.tree.map(
+          lambda v, g: v - 1.0 * g, t, jax.grad(total)(t)
+        ),
+        t,
+      )
+    )
+    star = gd(theta)
+    problem = srrw.make_problem(adj, data, theta_star=star)
+    theta0 = {'w': jnp.zeros((8, FEATS)), 'b': jnp.zeros((8,))}
+    out = {}
+    for alpha in (0.0, 5.0):
+      solver = srrw.SASRRW(
+        num_nodes=NODES, alpha=alpha, a=0.6, b=0.8, loss_fn=_node_loss
+      )
+      _, trace = jax.jit(solver.run, static_argnums=3)(
+        theta0, jax.random.key(5), problem, 20_000
+      )
+      out[alpha] = trace
+      assert float(trace.mse[-1]) < 0.02 * float(trace.mse[0]), alpha
+  assert float(out[5.0].freq_error[-1]) < float(out[0.0].freq_error[-1])

@@ -13,6 +13,8 @@ from jaxopt_papers.data import federated as fd
 from jaxopt_papers.federated import async_fl, fedavg
 
 F80 = async_fl.fx_times(10, 80)
+# The solvers of these tests run on quadratic clients unless told otherwise.
+AsyncFL = functools.partial(async_fl.AsyncFL, loss_fn=fd.quadratic_loss)
 
 
 def _official_schedule(tau, scheme, budget):
@@ -93,7 +95,7 @@ def test_schedule_matches_official_port(scheme, kw):
   """(e) masks and rho_i(n) equal the official schedule for F-80, T = 12."""
   budget = 12.0
   with jax.enable_x64(True):
-    solver = async_fl.AsyncFL(client_times=F80, time_budget=budget, **kw)
+    solver = AsyncFL(client_times=F80, time_budget=budget, **kw)
     n = solver.num_events()
     state, trace = _run(solver, n)
     ref = _official_schedule(F80, scheme, budget)
@@ -168,7 +170,7 @@ def test_matches_numpy_transcription(kw):
     a, c = (np.asarray(x)[:, 0] for x in problem.data.examples)
     p = np.asarray(problem.data.weights)
     tau = async_fl.fx_times(6, 70)
-    solver = async_fl.AsyncFL(
+    solver = AsyncFL(
       client_times=tau,
       client_tx=optax.sgd(0.05),
       num_local_steps=4,
@@ -195,7 +197,7 @@ def test_sync_identical_equals_fedavg():
     num_local_steps=3,
     batch_size=2,
   )
-  ours = async_fl.AsyncFL(
+  ours = AsyncFL(
     client_times=(1.0, 0.5, 0.7, 0.2),
     scheme='sync',
     weights='identical',
@@ -217,7 +219,7 @@ def test_sync_identical_equals_fedavg():
 def test_budget_freezes_and_empty_fedfix_is_noop():
   with jax.enable_x64(True):
     # delta_t < min tau: the first aggregations are empty.
-    solver = async_fl.AsyncFL(
+    solver = AsyncFL(
       client_times=(0.35, 0.5),
       scheme='fedfix',
       delta_t=0.1,
@@ -240,17 +242,15 @@ def test_budget_freezes_and_empty_fedfix_is_noop():
 
 
 def test_ceil_guard_and_surrogate():
-  solver = async_fl.AsyncFL(
-    client_times=(1.1, 0.3, 0.1), scheme='fedfix', delta_t=0.1
-  )
+  solver = AsyncFL(client_times=(1.1, 0.3, 0.1), scheme='fedfix', delta_t=0.1)
   # 1.1 / 0.1 = 11.000000000000002 in floats: the plain ceil would give 12.
   np.testing.assert_array_equal(solver.weight_factors(), [11.0, 3.0, 1.0])
   np.testing.assert_allclose(solver.surrogate_weights(), np.full(3, 1 / 3))
-  ident = async_fl.AsyncFL(
+  ident = AsyncFL(
     client_times=(1.0, 0.5, 0.25), scheme='async', weights='identical'
   )
   np.testing.assert_allclose(ident.surrogate_weights(), [1 / 7, 2 / 7, 4 / 7])
-  corrected = async_fl.AsyncFL(client_times=(1.0, 0.5, 0.25), scheme='async')
+  corrected = AsyncFL(client_times=(1.0, 0.5, 0.25), scheme='async')
   np.testing.assert_allclose(corrected.surrogate_weights(), np.full(3, 1 / 3))
   assert async_fl.fx_times(10, 80)[-1] == pytest.approx(0.2)
   assert ident.num_events(10.0) == 10 + 20 + 40
@@ -259,7 +259,7 @@ def test_ceil_guard_and_surrogate():
 def test_async_weight_divergence_is_flagged():
   with jax.enable_x64(False):
     problem = _quadratics(seed=0, m=10, dim=3, dtype=jnp.float32)
-    solver = async_fl.AsyncFL(
+    solver = AsyncFL(
       client_times=F80, scheme='async', weights='weight', server_lr=3.0
     )
     _, trace = jax.jit(solver.run, static_argnums=3)(
@@ -270,7 +270,7 @@ def test_async_weight_divergence_is_flagged():
 
 def test_jitter_uses_the_key():
   problem = _quadratics(seed=0, m=4, dim=2, dtype=jnp.float32)
-  solver = async_fl.AsyncFL(
+  solver = AsyncFL(
     client_times=(1.0, 0.8, 0.6, 0.4), scheme='async', time_jitter=0.5
   )
   run = jax.jit(lambda k: solver.run(jnp.zeros([2]), k, problem.data, 20)[1])
@@ -293,7 +293,7 @@ def test_mesh_matches_vmap_fedbuff():
     jax.jit(
       lambda s=s: s.run(jnp.zeros([3]), jax.random.key(0), problem.data, 12)
     )()
-    for s in (async_fl.AsyncFL(**kw), async_fl.AsyncFL(mesh=mesh, **kw))
+    for s in (AsyncFL(**kw), AsyncFL(mesh=mesh, **kw))
   ]
   (s1, t1), (s2, t2) = runs
   np.testing.assert_allclose(s1.params, s2.params, rtol=2e-5, atol=1e-6)
@@ -314,6 +314,6 @@ def test_mesh_matches_vmap_fedbuff():
 )
 def test_bad_hyperparameters(kw, name):
   with pytest.raises(ValueError, match=f'`{name}`'):
-    async_fl.AsyncFL(**kw)
+    AsyncFL(**kw)
   with pytest.raises(ValueError, match='`slower_percent`'):
     async_fl.fx_times(4, 100)

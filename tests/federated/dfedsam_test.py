@@ -8,11 +8,13 @@ import numpy as np
 import optax
 import pytest
 
+from jaxopt_papers.core import graphs
 from jaxopt_papers.data import federated as fd
-from jaxopt_papers.data import graphs
 from jaxopt_papers.federated import dfedsam, fedavg, simulator
 
 _C, _D = 6, 3
+# The solvers of these tests run on quadratic clients unless told otherwise.
+DFedSAM = functools.partial(dfedsam.DFedSAM, loss_fn=fd.quadratic_loss)
 
 
 def _quadratics(dtype=jnp.float32):
@@ -51,7 +53,7 @@ def _np_dfedsam(x, a, c, w, *, lr, steps, rho, gossip, rounds, eps=1e-12):
 def test_matches_numpy_transcription(rho, gossip):
   with jax.enable_x64(True):
     problem = _quadratics(jnp.float64)
-    solver = dfedsam.DFedSAM(
+    solver = DFedSAM(
       num_clients=_C,
       rho=rho,
       gossip_steps=gossip,
@@ -94,7 +96,7 @@ def test_rho_zero_q_one_is_dfedavg_bitwise():
     num_local_steps=4,
     batch_size=3,
   )
-  solver = dfedsam.DFedSAM(rho=0.0, gossip_steps=1, **common)
+  solver = DFedSAM(rho=0.0, gossip_steps=1, **common)
   x0, key, rounds = jnp.zeros([_D]), jax.random.key(3), 5
   state, _ = _run(solver, x0, key, rounds, data)
   state_avg, _ = _run(dfedsam.dfedavg(**common), x0, key, rounds, data)
@@ -152,7 +154,7 @@ def test_complete_graph_is_fedavg_with_full_participation():
 def test_gossip_contracts_and_preserves_the_average():
   problem = _quadratics()
   for q in (1, 4):
-    solver = dfedsam.DFedSAM(num_clients=_C, rho=0.05, gossip_steps=q)
+    solver = DFedSAM(num_clients=_C, rho=0.05, gossip_steps=q)
     state, trace = _run(
       solver, jnp.zeros([_D]), jax.random.key(0), 6, problem.data
     )
@@ -161,12 +163,12 @@ def test_gossip_contracts_and_preserves_the_average():
     before = np.asarray(trace.consensus_before_gossip[:-1])
     assert np.all(after <= lam ** (2 * q) * before * (1 + 1e-4) + 1e-12)
   # One round by hand: the average of the local models is kept.
-  solver = dfedsam.DFedSAM(num_clients=_C, gossip_steps=3)
+  solver = DFedSAM(num_clients=_C, gossip_steps=3)
   s0 = solver.init(jnp.zeros([_D]), jax.random.key(0))
   s1, _ = solver.step(s0, problem.data)
-  local = dfedsam.DFedSAM(
-    num_clients=_C, gossip_steps=1, mixing=np.eye(_C)
-  ).step(s0, problem.data)[0]
+  local = DFedSAM(num_clients=_C, gossip_steps=1, mixing=np.eye(_C)).step(
+    s0, problem.data
+  )[0]
   np.testing.assert_allclose(
     s1.params.mean(0), local.params.mean(0), rtol=1e-5, atol=1e-6
   )
@@ -179,7 +181,7 @@ def test_nan_surfaces_in_the_trace():
   problem = _quadratics()
   a, c = problem.data.examples
   data = problem.data._replace(examples=(a, c.at[2].set(jnp.nan)))
-  solver = dfedsam.DFedSAM(num_clients=_C)
+  solver = DFedSAM(num_clients=_C)
   _, trace = _run(solver, jnp.zeros([_D]), jax.random.key(0), 3, data)
   assert bool(trace.nonfinite[0])
 
@@ -201,7 +203,7 @@ def test_nan_surfaces_in_the_trace():
 def test_bad_arguments_raise(kwargs, name):
   kwargs = {'num_clients': _C, **kwargs}
   with pytest.raises(ValueError, match=name):
-    dfedsam.DFedSAM(**kwargs)
+    DFedSAM(**kwargs)
   with pytest.raises(ValueError, match='rho'):
     dfedsam.dfedavg(num_clients=_C, rho=0.1)
 
@@ -211,7 +213,7 @@ def test_local_steps_match_optax_contrib_sam():
   with jax.enable_x64(True):
     problem = _quadratics(jnp.float64)
     lr, rho, steps = 0.1, 0.2, 3
-    solver = dfedsam.DFedSAM(
+    solver = DFedSAM(
       num_clients=_C,
       rho=rho,
       mixing=np.eye(_C),

@@ -87,6 +87,7 @@ def test_matches_numpy_transcription_of_official_loop(omega):
     problem = _problem(jnp.float64)
     solver = fedau.FedAU(
       num_clients=_C,
+      loss_fn=fd.quadratic_loss,
       participation=part,
       cutoff=3,
       omega=omega,
@@ -125,12 +126,13 @@ def test_full_participation_is_fedavg_over_all_clients():
   """Every interval has length 1, so omega = 1: FedAvg dividing by N."""
   problem = _problem()
   common = dict(
-    client_tx=optax.sgd(0.1), server_tx=optax.scale(1.0), num_local_steps=3
+    loss_fn=fd.quadratic_loss,
+    client_tx=optax.sgd(0.1),
+    server_tx=optax.scale(1.0),
+    num_local_steps=3,
   )
   ours = fedau.FedAU(num_clients=_C, **common)
-  ref = fedavg.FedAvg(
-    loss_fn=fd.quadratic_loss, weighting='uniform', normalize='all', **common
-  )
+  ref = fedavg.FedAvg(weighting='uniform', normalize='all', **common)
   x0, key = jnp.zeros([_D]), jax.random.key(0)
   s1, t1 = _run(ours, x0, key, 20, problem.data)
   s2, t2 = _run(ref, x0, key, 20, problem.data)
@@ -148,6 +150,7 @@ def test_no_participant_leaves_model_unchanged_without_nan():
   x0 = jnp.ones([_D])
   solver = fedau.FedAU(
     num_clients=_C,
+    loss_fn=fd.quadratic_loss,
     participation=pm.Bernoulli(num_clients=_C, probs=probs),
     server_tx=optax.chain(optax.trace(0.9), optax.scale(1.0)),
   )
@@ -160,7 +163,9 @@ def test_no_participant_leaves_model_unchanged_without_nan():
   # With participants, the NaN client stays out too.
   probs = (0.0,) + (0.5,) * (_C - 1)
   solver = fedau.FedAU(
-    num_clients=_C, participation=pm.Bernoulli(num_clients=_C, probs=probs)
+    num_clients=_C,
+    loss_fn=fd.quadratic_loss,
+    participation=pm.Bernoulli(num_clients=_C, probs=probs),
   )
   state, trace = _run(solver, x0, jax.random.key(0), 6, data)
   assert np.all(np.isfinite(state.params))
@@ -239,6 +244,6 @@ def test_transform_stacked_equals_sharded_blocks():
 )
 def test_bad_arguments_raise(kwargs, name):
   with pytest.raises(ValueError, match=name):
-    fedau.FedAU(num_clients=_C, **kwargs)
+    fedau.FedAU(num_clients=_C, loss_fn=fd.quadratic_loss, **kwargs)
   with pytest.raises(ValueError, match='cutoff'):
     fedau.scale_by_fedau(cutoff=-1)

@@ -18,6 +18,11 @@ def _logistic(seed=0, num_clients=4, dim=3, n=6, dtype=jnp.float32):
   )
 
 
+def _example(key):
+  """8 heterogeneous quadratic clients in 4 dimensions, from x0 = 0."""
+  return jnp.zeros([4]), fd.quadratic_clients(key, num_clients=8, dim=4).data
+
+
 def _np_logistic_grad(w, x, y, weights):
   """Gradient and value of sum_j weights_j * BCE(sigmoid(x_j w), y_j)."""
   z = x @ w
@@ -167,7 +172,7 @@ def test_vmap_equals_shard_map_on_4_devices(num_devices):
 
 
 def test_no_participant_leaves_model_and_server_state_unchanged():
-  x0, data = fedavg.example(jax.random.key(0))
+  x0, data = _example(jax.random.key(0))
   solver = fedavg.FedAvg(
     loss_fn=fd.quadratic_loss,
     server_tx=optax.chain(optax.trace(0.9), optax.scale(1.0)),
@@ -185,7 +190,7 @@ def test_no_participant_leaves_model_and_server_state_unchanged():
 
 
 def test_divergence_is_flagged_and_fixed_size_counts():
-  x0, data = fedavg.example(jax.random.key(0))
+  x0, data = _example(jax.random.key(0))
   solver = fedavg.FedAvg(
     loss_fn=fd.quadratic_loss,
     client_tx=optax.sgd(3.0),
@@ -238,7 +243,7 @@ def test_bad_arguments(kwargs, name):
 
 
 def test_participation_size_mismatch_raises():
-  x0, data = fedavg.example(jax.random.key(0))
+  x0, data = _example(jax.random.key(0))
   solver = fedavg.FedAvg(
     loss_fn=fd.quadratic_loss, participation=pm.Full(num_clients=3)
   )

@@ -18,6 +18,11 @@ def _logistic(seed=0, num_clients=4, dim=3, n=6, dtype=jnp.float32):
   )
 
 
+def _example(key):
+  """8 heterogeneous quadratic clients in 4 dimensions, from x0 = 0."""
+  return jnp.zeros([4]), fd.quadratic_clients(key, num_clients=8, dim=4).data
+
+
 def _np_grad(w, x, y, weights):
   """Gradient of sum_j weights_j * BCE(sigmoid(x_j w), y_j)."""
   z = x @ w
@@ -280,9 +285,11 @@ def test_vmap_equals_shard_map_on_4_devices(num_devices):
 
 
 def test_no_participant_leaves_state_unchanged():
-  x0, data = fedspeed.example(jax.random.key(0))
+  x0, data = _example(jax.random.key(0))
   solver = fedspeed.FedSpeed(
-    participation=pm.Bernoulli(num_clients=8, probs=0.0), num_local_steps=2
+    loss_fn=fd.quadratic_loss,
+    participation=pm.Bernoulli(num_clients=8, probs=0.0),
+    num_local_steps=2,
   )
   state = solver.init(x0, jax.random.key(0))
   state = state._replace(duals=jnp.ones_like(state.duals))
@@ -298,6 +305,7 @@ def test_converges_on_card_quadratics_where_fedavg_drifts():
   problem = fd.quadratic_clients(jax.random.key(0), 20, 10)
   solver = fedspeed.FedSpeed(
     num_clients=20,
+    loss_fn=fd.quadratic_loss,
     learning_rate=0.05,
     lamb=0.1,
     rho=0.01,
@@ -312,8 +320,10 @@ def test_converges_on_card_quadratics_where_fedavg_drifts():
 
 
 def test_divergence_is_flagged():
-  x0, data = fedspeed.example(jax.random.key(0))
-  solver = fedspeed.FedSpeed(num_clients=8, learning_rate=3.0, rho=0.1)
+  x0, data = _example(jax.random.key(0))
+  solver = fedspeed.FedSpeed(
+    num_clients=8, loss_fn=fd.quadratic_loss, learning_rate=3.0, rho=0.1
+  )
   _, trace = jax.jit(solver.run, static_argnums=3)(
     x0, jax.random.key(0), data, 40
   )
@@ -344,12 +354,16 @@ def test_divergence_is_flagged():
 )
 def test_bad_arguments(kwargs, name):
   with pytest.raises(ValueError, match=f'`{name}`'):
-    fedspeed.FedSpeed(**{'num_clients': 8, **kwargs})
+    fedspeed.FedSpeed(
+      **{'num_clients': 8, 'loss_fn': fd.quadratic_loss, **kwargs}
+    )
 
 
 def test_feddyn_fixes_rho_and_data_size_mismatch_raises():
   with pytest.raises(ValueError, match='`rho`'):
     fedspeed.feddyn(num_clients=8, rho=0.1)
-  x0, data = fedspeed.example(jax.random.key(0))
+  x0, data = _example(jax.random.key(0))
   with pytest.raises(ValueError, match='`num_clients`'):
-    fedspeed.FedSpeed(num_clients=4).run(x0, jax.random.key(0), data, 1)
+    fedspeed.FedSpeed(num_clients=4, loss_fn=fd.quadratic_loss).run(
+      x0, jax.random.key(0), data, 1
+    )

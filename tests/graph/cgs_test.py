@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxopt_papers.data import gvi
+from jaxopt_papers.experiments.cgs import example
 from jaxopt_papers.graph import cgs
 
 SMALL = dict(
@@ -100,7 +101,7 @@ def test_implicit_gradient_equals_autodiff_through_direct_solve(rng, tol):
 
 def test_module_gradients_iterate_equal_direct_x64():
   with jax.enable_x64(True):
-    (graph,) = cgs.example(jax.random.key(0))
+    (graph,) = example(jax.random.key(0))
     graph = graph._replace(
       node_feat=graph.node_feat.astype(jnp.float64),
       edge_feat=graph.edge_feat.astype(jnp.float64),
@@ -206,7 +207,7 @@ def test_bad_hyperparameters_raise(kwargs, name):
 def test_stacked_gnn_bad_hyperparameters_and_shape():
   with pytest.raises(ValueError, match='num_layers'):
     cgs.StackedGNN(num_layers=0)
-  (graph,) = cgs.example(jax.random.key(0))
+  (graph,) = example(jax.random.key(0))
   gnn = cgs.StackedGNN(
     num_layers=2, **{k: v for k, v in SMALL.items() if k != 'num_hidden_gn'}
   )

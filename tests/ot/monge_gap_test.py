@@ -10,6 +10,7 @@ import pytest
 from ott.geometry import costs
 
 from jaxopt_papers.core import solver as solver_lib
+from jaxopt_papers.experiments.monge_gap import example
 from jaxopt_papers.ot import monge_gap as mg
 
 MEAN = np.array([1.0, -1.0])
@@ -169,7 +170,7 @@ def test_affine_map_module_and_array_agree():
 
 
 def test_lam_zero_is_plain_fitting_with_optax_solver():
-  params, data = mg.example(jax.random.key(0))
+  params, data = example(jax.random.key(0))
   kw = dict(epsilon_fit=0.1, epsilon_gap=0.05, batch_size=16)
   tx = optax.adam(3e-2)
   est = mg.MongeGapEstimator(lam=0.0, optimizer=tx, **kw)
@@ -220,7 +221,7 @@ def test_estimator_moves_rotated_map_towards_ot_map():
 
 
 def test_other_cost_in_estimator():
-  params, data = mg.example(jax.random.key(1))
+  params, data = example(jax.random.key(1))
   est = mg.MongeGapEstimator(
     lam=1.0, cost_fn=costs.Euclidean(), batch_size=16, learning_rate=1e-2
   )
@@ -236,7 +237,7 @@ def test_other_cost_in_estimator():
 
 
 def test_keys_and_full_batch():
-  params, data = mg.example(jax.random.key(0))
+  params, data = example(jax.random.key(0))
   est = mg.MongeGapEstimator(batch_size=8, learning_rate=1e-2)
   run = jax.jit(lambda k: est.run(params, k, data, 3)[1].loss)
   a, b, c = (
@@ -283,7 +284,7 @@ def test_bad_gap_arguments():
     mg.monge_gap_from_samples(x, y, epsilon=0.1, relative_epsilon='median')
   with pytest.raises(ValueError, match='same shape'):
     mg.monge_gap_from_samples(x, y[:5], epsilon=0.1)
-  params, data = mg.example(jax.random.key(0))
+  params, data = example(jax.random.key(0))
   with pytest.raises(ValueError, match='`batch_size`'):
     mg.MongeGapEstimator(batch_size=64).step(
       mg.MongeGapEstimator(batch_size=64).init(params, jax.random.key(0)),

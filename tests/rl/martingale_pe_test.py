@@ -7,6 +7,7 @@ import pytest
 
 from jaxopt_papers.core import parallel
 from jaxopt_papers.data import diffusions
+from jaxopt_papers.experiments.martingale_pe import example
 from jaxopt_papers.rl import martingale_pe as mpe
 
 
@@ -94,6 +95,30 @@ def test_td_lambda_zero_is_td0_and_value_fn_equals_features():
     np.testing.assert_allclose(lam0.theta, theta, rtol=1e-10)
 
 
+def test_residual_gradient_descends_the_mean_square_td_error():
+  # gradient='residual', lam = 0: each step is gradient descent on
+  # 0.5 mean_p delta_{k,p}^2 (delta differentiated through both values).
+  with jax.enable_x64(True):
+    paths = _ou_paths(8, 0.1, 10)
+    theta0 = jnp.array([0.2, 0.1])
+    solver = mpe.TDLambda(
+      learning_rate=0.7, dt=0.1, num_paths=8, gradient='residual'
+    )
+    state, _ = jax.jit(solver.run, static_argnums=3)(
+      theta0, jax.random.key(0), paths, 15
+    )
+    value = mpe.linear_value(mpe.quadratic_features)
+    half_sq = jax.jit(
+      lambda t, k: (
+        0.5 * jnp.mean(mpe.td_errors(value, t, paths, 0.1, 1.0)[:, k] ** 2)
+      )
+    )
+    theta = theta0
+    for s in range(15):
+      theta = theta - 0.7 * jax.grad(half_sq)(theta, s % 10)
+    np.testing.assert_allclose(state.theta, theta, rtol=1e-10)
+
+
 def test_linear_solvers_match_numpy_least_squares():
   dt, beta, tail = 0.05, 1.0, 0.5
   with jax.enable_x64(True):
@@ -153,7 +178,7 @@ def test_lstd_on_a_mesh_equals_one_device(num_devices):
 
 
 def test_divergence_shows_in_the_trace():
-  theta0, paths = mpe.example(jax.random.key(0))
+  theta0, paths = example(jax.random.key(0))
   solver = mpe.TDLambda(learning_rate=1e6, dt=0.1, num_paths=8)
   state, trace = jax.jit(solver.run, static_argnums=3)(
     theta0, jax.random.key(0), paths, 60
@@ -172,6 +197,7 @@ def test_divergence_shows_in_the_trace():
     ({'discount': -1.0}, 'discount'),
     ({'learning_rate': -1.0}, 'learning_rate'),
     ({'num_paths': 0}, 'num_paths'),
+    ({'gradient': 'full'}, 'gradient'),
   ],
 )
 def test_bad_hyperparameters(kwargs, name):
@@ -180,7 +206,7 @@ def test_bad_hyperparameters(kwargs, name):
 
 
 def test_bad_arguments_of_the_closed_forms():
-  _, paths = mpe.example(jax.random.key(0))
+  _, paths = example(jax.random.key(0))
   with pytest.raises(ValueError, match='`dt`'):
     mpe.lstd(paths, 0.0, 1.0)
   with pytest.raises(ValueError, match='`discount`'):

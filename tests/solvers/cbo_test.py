@@ -9,6 +9,7 @@ import pytest
 
 from jaxopt_papers.core import parallel
 from jaxopt_papers.data import test_functions as tf
+from jaxopt_papers.experiments.cbo import example
 from jaxopt_papers.solvers import cbo
 
 
@@ -109,7 +110,7 @@ def test_consensus_point_per_particle_vmap_and_mesh(num_devices):
 
 
 def test_sigma_zero_contracts_at_rate_one_minus_lam_dt():
-  x0, f = cbo.example(jax.random.key(0))
+  x0, f = example(jax.random.key(0))
   solver = cbo.CBO(alpha=10.0, lam=2.0, sigma=0.0, dt=0.1)
   state = solver.init(x0, jax.random.key(1))
   v0 = solver.consensus(state, f)
@@ -124,7 +125,7 @@ def test_sigma_zero_contracts_at_rate_one_minus_lam_dt():
 
 
 def test_post_drift_is_pre_drift_with_scaled_sigma():
-  x0, f = cbo.example(jax.random.key(0))
+  x0, f = example(jax.random.key(0))
   key = jax.random.key(3)
   lam, dt, sigma = 1.0, 0.1, 1.3
   post = cbo.CBO(lam=lam, dt=dt, sigma=sigma, noise_at='post_drift')
@@ -177,7 +178,7 @@ def test_consensus_hopping_sigma_schedule():
 
 def test_mesh_matches_vmap(num_devices):
   mesh = parallel.make_mesh(num_devices, 'particles')
-  x0, f = cbo.example(jax.random.key(0))
+  x0, f = example(jax.random.key(0))
   key = jax.random.key(1)
   for noise in ('anisotropic', 'isotropic'):
     kw = dict(alpha=50.0, sigma=1.0, noise=noise)
@@ -298,7 +299,7 @@ def test_invalid_mesh_axis_and_shapes(num_devices):
 
 
 def test_jit_does_not_retrace_and_state_is_stable():
-  x0, f = cbo.example(jax.random.key(0))
+  x0, f = example(jax.random.key(0))
   solver = cbo.CBO()
   traces = 0
 
@@ -325,7 +326,7 @@ def test_jit_does_not_retrace_and_state_is_stable():
 
 
 def test_divergence_is_flagged_in_trace():
-  x0, f = cbo.example(jax.random.key(0))
+  x0, f = example(jax.random.key(0))
   solver = cbo.CBO(dt=1e4, sigma=1.0)
   state, trace = jax.jit(solver.run, static_argnums=3)(
     x0, jax.random.key(1), f, 30
@@ -337,7 +338,7 @@ def test_divergence_is_flagged_in_trace():
 
 
 def test_example_runs_in_scan_and_converges():
-  x0, f = cbo.example(jax.random.key(0))
+  x0, f = example(jax.random.key(0))
   assert x0.shape == (16, 3)
   solver = cbo.CBO(alpha=100.0, sigma=1.0)
   state, trace = jax.jit(solver.run, static_argnums=3)(

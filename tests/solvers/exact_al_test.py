@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from jaxopt_papers.data import constrained
+from jaxopt_papers.experiments.exact_al import example
 from jaxopt_papers.solvers import exact_al
+
+# The solver takes any f and c; the tests use the constrained logistic
+# regression of the experiment (and small hand-written problems).
+LOGREG = dict(f=constrained.logistic_loss, c=constrained.logistic_constraints)
 
 # ------------------------------------------------ float64 NumPy transcription
 
@@ -95,6 +100,7 @@ def test_reference_numpy_float64_exact_solve(merit_hessian, eta1, eta2):
   with jax.enable_x64(True):
     p, np_p = _problem64(num_samples=100, dim=10, num_linear=4)
     solver = exact_al.ExactAL(
+      **LOGREG,
       sketch='exact',
       merit_hessian=merit_hessian,
       tol=1e-12,
@@ -229,12 +235,12 @@ _run = jax.jit(
   lambda solver, x0, key, data, n: solver.run(x0, key, data, n),
   static_argnums=(0, 4),
 )
-_EXAMPLE_SOLVER = exact_al.ExactAL(tol=1e-9)
+_EXAMPLE_SOLVER = exact_al.ExactAL(**LOGREG, tol=1e-9)
 
 
 def test_kaczmarz_converges_to_a_kkt_point():
   with jax.enable_x64(True):
-    x0, p = exact_al.example(jax.random.key(1))
+    x0, p = example(jax.random.key(1))
     state, trace = _run(_EXAMPLE_SOLVER, x0, jax.random.key(2), p, 25)
     assert float(state.kkt) <= 1e-9
     # Independent check of first-order optimality with the NumPy formulas.
@@ -266,7 +272,7 @@ def test_singular_jacobian_is_flagged_not_nan():
       assert np.all(np.isfinite(np.asarray(leaf, np.float64)))
   # The logistic problem at w = 0: the sphere row of G vanishes.
   with jax.enable_x64(True):
-    x0, p = exact_al.example(jax.random.key(0))
+    x0, p = example(jax.random.key(0))
     state, trace = _run(
       _EXAMPLE_SOLVER, jnp.zeros_like(x0), jax.random.key(0), p, 25
     )
@@ -276,7 +282,7 @@ def test_singular_jacobian_is_flagged_not_nan():
 
 def test_infeasible_far_start_reports_finite_values():
   with jax.enable_x64(True):
-    x0, p = exact_al.example(jax.random.key(0))
+    x0, p = example(jax.random.key(0))
     state, trace = _run(_EXAMPLE_SOLVER, 50.0 * x0, jax.random.key(0), p, 25)
     for leaf in jax.tree.leaves(state._replace(key=jnp.zeros([]))):
       assert np.all(np.isfinite(np.asarray(leaf, np.float64)))
@@ -300,9 +306,9 @@ def test_nonfinite_trial_point_fails_armijo():
 
 
 def test_float32_example_runs_and_flags_capped_inner_solves():
-  x0, p = exact_al.example(jax.random.key(0))
+  x0, p = example(jax.random.key(0))
   assert x0.dtype == jnp.float32
-  solver = exact_al.ExactAL(num_constraints=3, max_sketch_steps=200)
+  solver = exact_al.ExactAL(**LOGREG, num_constraints=3, max_sketch_steps=200)
   state, trace = jax.jit(solver.run, static_argnums=3)(
     x0, jax.random.key(0), p, 4
   )
@@ -312,13 +318,16 @@ def test_float32_example_runs_and_flags_capped_inner_solves():
 
 
 def test_init_sizes_multipliers():
-  x0, p = exact_al.example(jax.random.key(0))
-  solver = exact_al.ExactAL(lam_init=0.5)
+  x0, p = example(jax.random.key(0))
+  solver = exact_al.ExactAL(**LOGREG, lam_init=0.5)
   assert solver.init(x0, jax.random.key(0), p).lam.shape == (3,)
   s = solver.init(x0, jax.random.key(0), lam0=jnp.zeros(3))
   np.testing.assert_array_equal(s.lam, 0.0)
   np.testing.assert_array_equal(
-    exact_al.ExactAL(num_constraints=3).init(x0, jax.random.key(0)).lam, 1.0
+    exact_al.ExactAL(**LOGREG, num_constraints=3)
+    .init(x0, jax.random.key(0))
+    .lam,
+    1.0,
   )
   with pytest.raises(ValueError, match='num_constraints'):
     solver.init(x0, jax.random.key(0))
@@ -345,4 +354,11 @@ def test_init_sizes_multipliers():
 )
 def test_bad_hyperparameters(kwargs, name):
   with pytest.raises(ValueError, match=f'`{name}`'):
-    exact_al.ExactAL(**kwargs)
+    exact_al.ExactAL(**{**LOGREG, **kwargs})
+
+
+def test_f_and_c_are_required():
+  with pytest.raises(TypeError, match="'f'"):
+    exact_al.ExactAL(c=constrained.logistic_constraints)
+  with pytest.raises(TypeError, match="'c'"):
+    exact_al.ExactAL(f=constrained.logistic_loss)

@@ -7,7 +7,9 @@ import pytest
 
 from jaxopt_papers.core import parallel
 from jaxopt_papers.data import finite_sum as fs
+from jaxopt_papers.experiments.halpern_vr import example
 from jaxopt_papers.solvers import halpern_vr as hv
+from jaxopt_papers.solvers.finite_sum import FiniteSumProblem
 
 
 def _problem(resolvent=None, n=16, d=4):
@@ -160,7 +162,7 @@ def test_extragradient_matches_numpy():
 
 
 def test_residual_every_skips_rows_and_keeps_counts():
-  u0, problem = hv.example(jax.random.key(0))
+  u0, problem = example(jax.random.key(0))
   key = jax.random.key(2)
   kw = dict(step_size=1.0, prob=0.2, batch_size=2)
   _, every = jax.jit(hv.VRHalpern(**kw).run, static_argnums=3)(
@@ -177,7 +179,7 @@ def test_residual_every_skips_rows_and_keeps_counts():
 
 
 def test_too_large_step_is_flagged_not_silent():
-  u0, problem = hv.example(jax.random.key(0))
+  u0, problem = example(jax.random.key(0))
   lip = float(fs.cocoercivity_constant(problem))
   # eta = 3/L: T = I - eta F is expansive along the top eigenvector.
   for solver in (
@@ -195,7 +197,7 @@ def test_too_large_step_is_flagged_not_silent():
     assert np.all(np.isfinite(trace.residual))
   # A NaN in the problem is flagged at once.
   a, b = problem.component_data
-  nan_problem = fs.FiniteSumProblem((a, b.at[0].set(jnp.nan)), problem.operator)
+  nan_problem = FiniteSumProblem((a, b.at[0].set(jnp.nan)), problem.operator)
   _, trace = hv.Halpern(step_size=1.0).run(
     u0, jax.random.key(0), nan_problem, 3
   )
@@ -234,8 +236,8 @@ def test_step_size_assumptions_per_method():
 
 def test_devices_agree_with_box_resolvent(num_devices):
   mesh = parallel.make_mesh(num_devices, 'components')
-  u0, problem = hv.example(jax.random.key(0))
-  problem = fs.FiniteSumProblem(
+  u0, problem = example(jax.random.key(0))
+  problem = FiniteSumProblem(
     problem.component_data, problem.operator, fs.box_resolvent(-0.5, 0.5)
   )
   key = jax.random.key(4)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxopt_papers.data import low_rank
+from jaxopt_papers.experiments.matrix_sensing import example
 from jaxopt_papers.solvers import matrix_sensing as ms
 
 
@@ -212,7 +213,7 @@ def test_divergence_is_flagged_in_trace():
 
 
 def test_init_accepts_pair_and_checks_shapes():
-  z0, p = ms.example(jax.random.key(0))
+  z0, p = example(jax.random.key(0))
   solver = ms.MatrixSensingGD(parameterization='asymmetric')
   f, g = ms.split_factors(z0, 8)
   a = solver.init((f, g), jax.random.key(0))

@@ -8,7 +8,8 @@ import pytest
 
 from jaxopt_papers.core import solver as solver_lib
 from jaxopt_papers.data import low_rank
-from jaxopt_papers.solvers import subgm
+from jaxopt_papers.experiments.subgm import example
+from jaxopt_papers.solvers import sensing, subgm
 
 
 def _problem(key, *, n=6, r=2, m=150, p=0.2, dtype=None):
@@ -88,10 +89,10 @@ def test_subgradient_matches_jax_grad_and_sign_zero_is_zero():
         atol=1e-12,
       )
     # Make the first 40 residuals exactly zero: sign(0) = 0 drops them.
-    exact = low_rank.measure(problem.operator, u @ u.T)
+    exact = sensing.measure(problem.operator, u @ u.T)
     y = problem.y.at[:40].set(exact[:40])
     zeroed = problem._replace(y=y)
-    res = np.asarray(low_rank.measure(problem.operator, u @ u.T) - y)
+    res = np.asarray(sensing.measure(problem.operator, u @ u.T) - y)
     assert np.all(res[:40] == 0) and np.all(res[40:] != 0)
     a = np.asarray(problem.operator)
     want = (
@@ -186,7 +187,7 @@ def test_outliers_break_l2_but_not_l1_over_parameterized():
 
 
 def test_divergence_is_flagged_in_trace():
-  u0, problem = subgm.example(jax.random.key(0))
+  u0, problem = example(jax.random.key(0))
   solver = subgm.SubGM(learning_rate=50.0, decay=1.0, loss='l2')
   state, trace = jax.jit(solver.run, static_argnums=3)(
     10.0 * u0 + 1.0, None, problem, 30
@@ -197,7 +198,7 @@ def test_divergence_is_flagged_in_trace():
 
 
 def test_key_is_ignored_and_example_converges():
-  u0, problem = subgm.example(jax.random.key(0))
+  u0, problem = example(jax.random.key(0))
   assert u0.shape == (8, 4)
   solver = subgm.SubGM(learning_rate=0.1, decay=0.99)
   run = jax.jit(solver.run, static_argnums=3)
@@ -226,7 +227,7 @@ def test_invalid_hyperparameters(kwargs, name):
 
 
 def test_invalid_shapes():
-  u0, problem = subgm.example(jax.random.key(0))
+  u0, problem = example(jax.random.key(0))
   solver = subgm.SubGM()
   with pytest.raises(ValueError, match='`x0`'):
     solver.init(jnp.zeros(3), None)

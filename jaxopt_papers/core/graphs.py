@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxopt_papers.core import checks
+
 __all__ = [
   'complete',
   'degree',
@@ -34,15 +36,6 @@ __all__ = [
   'ring_lattice_with_chords',
   'second_eigenvalue',
 ]
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-  if (
-    not isinstance(value, int | np.integer)
-    or isinstance(value, bool)
-    or value < minimum
-  ):
-    raise ValueError(f'`{name}` must be an int >= {minimum}, got {value!r}')
 
 
 def _ring_lattice_np(n: int, k: int) -> np.ndarray:
@@ -63,14 +56,14 @@ def ring_lattice(n: int, k: int) -> jax.Array:
   Raises:
     ValueError: if ``k < 1`` or ``n < 2k + 1`` (the offsets would collide).
   """
-  _check_int('k', k, 1)
-  _check_int('n', n, 2 * k + 1)
+  checks.check_int('k', k, minimum=1)
+  checks.check_int('n', n, minimum=2 * k + 1)
   return jnp.asarray(_ring_lattice_np(n, k))
 
 
 def ring(n: int) -> jax.Array:
   """Cycle on ``n >= 3`` nodes (``ring_lattice(n, 1)``)."""
-  _check_int('n', n, 3)
+  checks.check_int('n', n, minimum=3)
   return ring_lattice(n, 1)
 
 
@@ -88,9 +81,9 @@ def ring_lattice_with_chords(
     ValueError: if ``n``/``k`` are invalid for :func:`ring_lattice` or
       ``num_chords`` is negative or exceeds the number of free pairs.
   """
-  _check_int('k', k, 1)
-  _check_int('n', n, 2 * k + 1)
-  _check_int('num_chords', num_chords, 0)
+  checks.check_int('k', k, minimum=1)
+  checks.check_int('n', n, minimum=2 * k + 1)
+  checks.check_int('num_chords', num_chords, minimum=0)
   lattice = _ring_lattice_np(n, k)
   rows, cols = np.triu_indices(n, 1)
   free = lattice[rows, cols] == 0
@@ -108,8 +101,8 @@ def ring_lattice_with_chords(
 def grid(rows: int, cols: int) -> jax.Array:
   """2-D grid (4-neighbourhood, no wrap-around); node ``i`` is ``(i // cols,
   i % cols)``."""
-  _check_int('rows', rows, 1)
-  _check_int('cols', cols, 1)
+  checks.check_int('rows', rows, minimum=1)
+  checks.check_int('cols', cols, minimum=1)
   n = rows * cols
   adj = np.zeros((n, n), np.int32)
   idx = np.arange(n).reshape(rows, cols)
@@ -122,7 +115,7 @@ def grid(rows: int, cols: int) -> jax.Array:
 
 def complete(n: int) -> jax.Array:
   """Complete graph on ``n >= 1`` nodes (no self loops)."""
-  _check_int('n', n, 1)
+  checks.check_int('n', n, minimum=1)
   return jnp.ones((n, n), jnp.int32) - jnp.eye(n, dtype=jnp.int32)
 
 
@@ -207,10 +200,10 @@ def random_regular(key: jax.Array, n: int, degree: int) -> jax.Array:
   Raises:
     ValueError: if ``degree`` is not an even int >= 2 or ``n < degree + 1``.
   """
-  _check_int('degree', degree, 2)
+  checks.check_int('degree', degree, minimum=2)
   if degree % 2:
     raise ValueError(f'`degree` must be even, got {degree!r}')
-  _check_int('n', n, degree + 1)
+  checks.check_int('n', n, minimum=degree + 1)
   perm = np.asarray(jax.random.permutation(key, n))
   adj = _ring_lattice_np(n, degree // 2)
   return jnp.asarray(adj[np.ix_(perm, perm)])

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxopt_papers.data import graphs
+from jaxopt_papers.core import graphs
 
 
 def _check_simple(adj):
