@@ -130,6 +130,8 @@ def build(book: papers.Notebook):
         nbf.v4.new_markdown_cell if kind == 'markdown' else nbf.v4.new_code_cell
       )
       cells.append(new(src))
+  for i, cell in enumerate(cells):  # stable ids: regenerating changes no line
+    cell.id = f'{book.name[:20]}-{i:03d}'
   notebook.cells = cells
   return notebook
 

@@ -78,6 +78,13 @@ def _validate(config) -> None:
   checks.check_positive('claim.max_frac_gnn', c.max_frac_gnn)
 
 
+# Leading `n` entries of every leaf, in one compiled call (eager slicing
+# compiles once per leaf).
+_head = jax.jit(
+  lambda tree, n: jax.tree.map(lambda x: x[:n], tree), static_argnums=1
+)
+
+
 def _data_kwargs(config):
   d = config.data
   return dict(
@@ -166,12 +173,17 @@ def _gradient_errors(config, model, graphs, values, stats):
   """Relative l2 error of implicit / one-step grads vs the direct solve."""
   mean, std = stats
   with jax.enable_x64(True):
-    g64 = jax.tree.map(
-      lambda x: x.astype(jnp.float64) if x.dtype == jnp.float32 else x, graphs
-    )
+    g64 = jax.jit(
+      lambda g: jax.tree.map(
+        lambda x: x.astype(jnp.float64) if x.dtype == jnp.float32 else x, g
+      )
+    )(graphs)
     target = (jnp.asarray(values, jnp.float64) - mean) / std
-    params = jax.jit(model.init)(jax.random.key(config.seed + 3), g64)
-    params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
+    params = jax.jit(
+      lambda key: jax.tree.map(
+        lambda p: p.astype(jnp.float64), model.init(key, g64)
+      )
+    )(jax.random.key(config.seed + 3))
 
     models = (
       model.clone(solver='direct'),
@@ -215,26 +227,29 @@ def run(config, workdir: str | None = None) -> experiment.Report:
   kw = _data_kwargs(config)
   n_stat = config.data.num_stat_graphs
   n_all = n_stat + config.data.num_test_graphs
-  graphs = jax.jit(lambda k: gvi.generate(k, n_all, **kw))(
-    jax.random.key(config.seed)
-  )
-  stat_graph, stat_info = jax.tree.map(lambda x: x[:n_stat], graphs)
-  test = jax.tree.map(lambda x: x[n_stat:], graphs)
+
+  @jax.jit
+  def split(key):  # (statistics graphs, test graphs)
+    graphs = gvi.generate(key, n_all, **kw)
+    return (
+      jax.tree.map(lambda x: x[:n_stat], graphs),
+      jax.tree.map(lambda x: x[n_stat:], graphs),
+    )
+
+  (stat_graph, stat_info), test = split(jax.random.key(config.seed))
   test_graph, test_info = test
   m = np.asarray(stat_graph.node_mask)
   v = np.asarray(stat_info.value)[m]
   mean, std = float(v.mean()), float(v.std())
   const_mse = float(
-    cgs.masked_mse(
-      jnp.full_like(test_info.value, mean),
-      test_info.value,
-      test_graph.node_mask,
+    jax.jit(lambda v, mask: cgs.masked_mse(jnp.full_like(v, mean), v, mask))(
+      test_info.value, test_graph.node_mask
     )
   )
   vi_ok = bool(np.all(np.asarray(test_info.converged)))
 
   model = experiment.build(config)  # CGS
-  init_graph = jax.tree.map(lambda x: x[:2], test_graph)
+  init_graph = _head(test_graph, 2)
   count = lambda p: int(sum(x.size for x in jax.tree.leaves(p)))
 
   # Claim 1: convergence within the bound for random parameters.
@@ -252,9 +267,9 @@ def run(config, workdir: str | None = None) -> experiment.Report:
 
   # Claim 2: implicit gradient vs autodiff through a direct solve (x64).
   n = config.num_grad_graphs
-  small = jax.tree.map(lambda x: x[:n], test_graph)
+  small, small_values = _head((test_graph, test_info.value), n)
   grad_err, grad_err_base = _gradient_errors(
-    config, model, small, test_info.value[:n], (mean, std)
+    config, model, small, small_values, (mean, std)
   )
   experiment.check_run(
     'gradients_x64', state=dict(implicit=grad_err, one_step=grad_err_base)
@@ -279,24 +294,27 @@ def run(config, workdir: str | None = None) -> experiment.Report:
 
   # Residual curve of the trained CGS on the first test graph (worst head);
   # with the stacked GNN in the CGS's slot there is no fixed point to show.
-  one = jax.tree.map(lambda x: x[:1], test_graph)
-  curve = lambda A, b: np.max(
-    np.asarray(
-      jax.vmap(
-        lambda a, bb: cgs.increment_norms(
-          a, bb, model.gamma, config.curve_iters
-        )
-      )(A[0], b[0])
-    ),
-    axis=0,
-  )
+  one = _head(test_graph, 1)
+
+  @jax.jit
+  def curves_of(params):  # with and without the 1/outdeg normalisation
+    out = []
+    for m in (model, model.clone(normalization='none')):
+      A, b = m.apply(params, one, method=type(m).transition)
+      out.append(
+        jax.vmap(
+          lambda a, bb: cgs.increment_norms(
+            a, bb, model.gamma, config.curve_iters
+          )
+        )(A[0], b[0])
+      )
+    return out
+
   res_cgs = res_none = None
   if config.method == 'cgs':
-    A, b = model.apply(params['cgs'], one, method=type(model).transition)
-    A_none, b_none = model.clone(normalization='none').apply(
-      params['cgs'], one, method=type(model).transition
+    res_cgs, res_none = (
+      np.max(np.asarray(r), axis=0) for r in curves_of(params['cgs'])
     )
-    res_cgs, res_none = curve(A, b), curve(A_none, b_none)
   ks = np.arange(1, config.curve_iters + 1)
 
   claims = [
@@ -528,9 +546,11 @@ def notebook(smoke: bool = False) -> None:
   from jaxopt_papers.graph import cgs
 
   num_graphs = 2 if smoke else 8
-  graph, info = jax.jit(lambda k: gvi.generate(k, num_graphs))(
-    jax.random.key(0)
-  )
+  # smoke: graphs of 6-11 states (compilation is most of a smoke run).
+  sizes = dict(max_nodes=11, num_states=(6, 12), num_actions=(2, 5))
+  graph, info = jax.jit(
+    lambda k: gvi.generate(k, num_graphs, **(sizes if smoke else {}))
+  )(jax.random.key(0))
   width = 8 if smoke else 32
   model = cgs.CGS(
     num_heads=4 if smoke else 8,
@@ -550,34 +570,42 @@ def notebook(smoke: bool = False) -> None:
       f'{name:10s} max iterations {int(fp.num_iters.max())} (bound '
       f'{bound}), max residual {float(jnp.nanmax(fp.residual)):.1e}'
     )
-  unnormalised = model.clone(normalization='none')
-  for name, m in [
-    ('CGS (1/outdeg)', model),
-    ('no normalisation', unnormalised),
-  ]:
+  maps = {
+    'CGS (1/outdeg)': model,
+    'no normalisation': model.clone(normalization='none'),
+  }
 
-    @jax.jit
-    def residuals(v, m=m):
+  @jax.jit
+  def residuals(v):  # [iteration] worst head of the first graph, per map
+    out = {}
+    for name, m in maps.items():
       A, b = m.apply(v, graph, method=cgs.CGS.transition)
       norms = lambda a, bb: cgs.increment_norms(a, bb, model.gamma, 30)
-      return jax.vmap(norms)(A[0], b[0])
+      out[name] = jax.vmap(norms)(A[0], b[0]).max(axis=0)
+    return out
 
-    plt.semilogy(range(1, 31), residuals(big).max(axis=0), label=name)
+  for name, r in residuals(big).items():
+    plt.semilogy(range(1, 31), r, label=name)
   plt.axhline(model.tol, ls='--', c='k', label='tol')
   plt.xlabel('iteration')
   plt.ylabel('relative residual (worst head)')
   plt.legend()
   plt.show()
 
-  def grad(m):
-    def loss(p):
+  @jax.jit
+  def grads(v):  # implicit, direct solve, one-step backward
+    def loss(p, m):
       pred = m.apply(p, graph)[..., 0]
       return cgs.masked_mse(pred, info.value, graph.node_mask)
 
-    return ravel_pytree(jax.jit(jax.grad(loss))(variables))[0]
+    models = (
+      model,
+      model.clone(solver='direct'),
+      model.clone(backward='one_step'),
+    )
+    return [ravel_pytree(jax.grad(loss)(v, m))[0] for m in models]
 
-  g_implicit, g_direct = grad(model), grad(model.clone(solver='direct'))
-  g_onestep = grad(model.clone(backward='one_step'))
+  g_implicit, g_direct, g_onestep = grads(variables)
 
   def rel(g):
     return float(jnp.linalg.norm(g - g_direct) / jnp.linalg.norm(g_direct))
