@@ -531,6 +531,20 @@ def _abstract(tree: Any) -> Any:
   return jax.tree.map(spec, tree)
 
 
+def _wrap_leaf(tree: Any) -> Any:
+  """A bare array or scalar as ``{'state': x}`` (orbax saves only trees)."""
+  if jax.tree_util.treedef_is_leaf(jax.tree.structure(tree)):
+    return {'state': tree}
+  return tree
+
+
+def _unwrap_leaf(saved: Any, template: Any) -> Any:
+  """Inverse of :func:`_wrap_leaf`, given the tree ``template``."""
+  if jax.tree_util.treedef_is_leaf(jax.tree.structure(template)):
+    return saved['state']
+  return saved
+
+
 def _chunk_runner(step_fn, num_steps):
   def chunk(state, data):
     return solver_lib.run_scan(step_fn, state, data, num_steps=num_steps)
@@ -545,8 +559,9 @@ class _Checkpoints:
     import orbax.checkpoint as ocp  # heavy import, only when checkpointing
 
     self._ocp = ocp
+    self.directory = os.path.abspath(directory)
     self._mngr = ocp.CheckpointManager(
-      os.path.abspath(directory),
+      self.directory,
       options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
     )
 
@@ -558,7 +573,7 @@ class _Checkpoints:
     self._mngr.save(
       step,
       args=ocp.args.Composite(
-        state=ocp.args.StandardSave(_to_saveable(state)),
+        state=ocp.args.StandardSave(_wrap_leaf(_to_saveable(state))),
         trace=ocp.args.StandardSave(
           {str(i): x for i, x in enumerate(trace_leaves)}
         ),
@@ -571,13 +586,16 @@ class _Checkpoints:
     out = self._mngr.restore(
       step,
       args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(_abstract(_to_saveable(template))),
+        state=ocp.args.StandardRestore(
+          _abstract(_wrap_leaf(_to_saveable(template)))
+        ),
         trace=ocp.args.StandardRestore(),
       ),
     )
     trace = out['trace']
     leaves = [np.asarray(trace[str(i)]) for i in range(len(trace))]
-    return _from_saved(out['state'], template), leaves
+    saved = _unwrap_leaf(out['state'], template)
+    return _from_saved(saved, template), leaves
 
   def close(self):
     self._mngr.close()
@@ -654,7 +672,9 @@ def train(
     num_steps: Total number of steps.
     chunk_size: Steps per jitted ``lax.scan`` (the last chunk may be shorter).
     workdir: Where checkpoints go (``workdir/checkpoints/<name>``); ``None``
-      disables checkpointing and resuming.
+      disables checkpointing and resuming. Any pytree state checkpoints
+      (a bare array is saved as ``{'state': x}``). A checkpoint of a longer
+      run (a step after ``num_steps``) is refused, not truncated.
     ckpt_every: Checkpoint period in steps, a multiple of ``chunk_size``;
       defaults to ``chunk_size``. The final state is always saved, so a
       finished run is restored instead of recomputed.
@@ -671,6 +691,11 @@ def train(
   Returns:
     ``(final_state, trace)``: the trace as NumPy arrays with a leading axis
     of length ``num_steps``.
+
+  Raises:
+    ValueError: on ``num_steps``, ``chunk_size`` or ``ckpt_every`` < 1 (or
+      ``ckpt_every`` not a multiple of ``chunk_size``), or when ``workdir``
+      holds this run's checkpoint at a step after ``num_steps``.
   """
   if num_steps < 1:
     raise ValueError(f'`num_steps` must be >= 1, got {num_steps}')
@@ -693,6 +718,13 @@ def train(
   if workdir is not None:
     ckpt = _Checkpoints(os.path.join(workdir, 'checkpoints', name))
     latest = ckpt.latest_step()
+    if latest is not None and latest > num_steps:
+      ckpt.close()
+      raise ValueError(
+        f'`num_steps` is {num_steps} but {ckpt.directory} holds a '
+        f'checkpoint at step {latest} (a longer run): use another '
+        f'`workdir` or `name`, or num_steps >= {latest}'
+      )
     if latest is not None:
       state, leaves = ckpt.restore(latest, state)
       step = latest

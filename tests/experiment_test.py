@@ -125,6 +125,55 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
   _assert_trees_equal(again_trace, full_trace)
 
 
+def test_train_refuses_a_checkpoint_of_a_longer_run(tmp_path):
+  step, state, data = _problem()
+  kw = dict(chunk_size=10, workdir=str(tmp_path), name='adam')
+  experiment.train(step, state, data, num_steps=30, **kw)
+  with pytest.raises(ValueError, match=r'`num_steps` is 10 .* step 30'):
+    experiment.train(step, state, data, num_steps=10, **kw)
+  # The checkpoint is untouched: the same length still restores it, a
+  # longer run resumes from it.
+  seen = []
+  experiment.train(
+    step, state, data, num_steps=40, callback=lambda s, m: seen.append(s), **kw
+  )
+  assert seen == [40]
+
+
+def _counter_step(x, data):
+  del data
+  return x + 1.0, {'total': jnp.sum(x)}
+
+
+@pytest.mark.parametrize(
+  'state',
+  [jnp.zeros(3), jnp.float32(2.0), jax.random.key(3), (jnp.zeros(2),)],
+  ids=['array', 'scalar', 'key', 'tuple'],
+)
+def test_any_pytree_state_checkpoints_and_restores(tmp_path, state):
+  is_key = lambda x: jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+  step = _counter_step
+  if is_key(jax.tree.leaves(state)[0]):  # a key state: fold in each step
+    step = lambda k, data: (jax.random.fold_in(k, 1), {'n': jnp.zeros([])})
+  if isinstance(state, tuple):
+    step = lambda s, data: ((s[0] + 1.0,), {'total': jnp.sum(s[0])})
+  kw = dict(num_steps=20, chunk_size=10, workdir=str(tmp_path))
+  want_state, want_trace = experiment.train(step, state, None, num_steps=20)
+  got_state, got_trace = experiment.train(step, state, None, **kw)
+  seen = []
+  again_state, again_trace = experiment.train(
+    step, state, None, callback=lambda s, m: seen.append(s), **kw
+  )
+  assert not seen  # restored from the checkpoint, not recomputed
+  for got in (got_state, again_state):
+    assert jax.tree.structure(got) == jax.tree.structure(state)
+    _assert_trees_equal(got, want_state)
+  _assert_trees_equal(again_trace, want_trace)
+  if not is_key(jax.tree.leaves(state)[0]):
+    start = np.asarray(jax.tree.leaves(state)[0])
+    np.testing.assert_array_equal(jax.tree.leaves(again_state)[0], start + 20)
+
+
 @pytest.mark.parametrize(
   'kwargs, name',
   [

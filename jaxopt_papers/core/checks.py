@@ -9,12 +9,17 @@ import math
 import numbers
 from typing import Any
 
+import jax
 import numpy as np
 import optax
 from jax.sharding import Mesh
 
 __all__ = [
+  'as_key',
   'check_callable',
+  'check_hyperparameter',
+  'check_key',
+  'check_learning_rate',
   'check_finite',
   'check_in',
   'check_int',
@@ -137,3 +142,76 @@ def check_mesh(mesh: Mesh | None, axis_name: str) -> None:
     raise ValueError(
       f'`axis_name` {axis_name!r} is not an axis of `mesh` {mesh.axis_names}'
     )
+
+
+def _concrete_scalar(value: Any) -> Any:
+  """A JAX/NumPy 0-d array as a Python number; tracers and others as given."""
+  if isinstance(value, jax.core.Tracer):
+    return value
+  if isinstance(value, jax.Array | np.ndarray) and value.ndim == 0:
+    if _is_real_dtype(value.dtype):
+      return value.item()
+  return value
+
+
+def _is_real_dtype(dtype) -> bool:
+  return np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+
+
+def check_hyperparameter(check, name: str, value: Any, *args, **kwargs) -> None:
+  """``check(name, value, ...)`` for an injectable hyperparameter.
+
+  ``optax.inject_hyperparams`` calls a factory with its hyperparameters as
+  JAX arrays, traced inside ``jit``: a concrete 0-d array is checked as the
+  number it holds, a traced one is accepted as it is (its value is unknown at
+  construction). Python and NumPy numbers are checked as usual.
+  """
+  value = _concrete_scalar(value)
+  if isinstance(value, jax.core.Tracer):
+    return
+  check(name, value, *args, **kwargs)
+
+
+def check_learning_rate(name: str, value: Any) -> None:
+  """A schedule (callable), or an injectable number that is finite and > 0."""
+  if callable(value):
+    return
+  check_hyperparameter(check_positive, name, value)
+
+
+def check_key(name: str, key: Any, *, allow_seed: bool = False) -> None:
+  """One PRNG key: typed (``jax.random.key``) or raw ``uint32[2]``.
+
+  With ``allow_seed`` (a transform's ``key`` argument, as ``optax``'s
+  ``noisy_sgd``), an int seed is accepted too, also as the 0-d int array
+  ``inject_hyperparams`` makes of it.
+  """
+  if allow_seed and isinstance(key, numbers.Integral):
+    if not isinstance(key, bool):
+      return
+  dtype = getattr(key, 'dtype', None)
+  shape = np.shape(key) if dtype is not None else None
+  if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+    if shape == ():
+      return
+  elif dtype == np.uint32 and shape == (2,):
+    return
+  elif allow_seed and dtype is not None and shape == ():
+    if np.issubdtype(dtype, np.integer):
+      return
+  got = f'{dtype}{list(shape)}' if dtype is not None else repr(key)
+  seed = 'an int seed or ' if allow_seed else ''
+  raise ValueError(
+    f'`{name}` must be {seed}one PRNG key from jax.random.key(seed), got {got}'
+  )
+
+
+def as_key(key: Any) -> jax.Array:
+  """The typed key of what :func:`check_key` accepts (same bits)."""
+  if isinstance(key, numbers.Integral):
+    return jax.random.key(int(key))
+  if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    return key
+  if np.shape(key) == (2,):  # a raw uint32[2] key
+    return jax.random.wrap_key_data(key)
+  return jax.random.key(key)  # an int seed as a 0-d array

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxopt_papers.core import checks
+
 __all__ = [
   'OptaxSolver',
   'OptaxState',
@@ -70,7 +72,12 @@ def run_scan(
   Returns:
     ``(final_state, trace)`` where every trace leaf has a leading axis of
     length ``num_steps``.
+
+  Raises:
+    ValueError: if ``num_steps`` is not an int >= 0 (every solver's ``run``
+      comes here, so a negative count is refused in one line).
   """
+  checks.check_int('num_steps', num_steps, minimum=0)
 
   def body(state, _):
     new_state, row = step_fn(state, data)

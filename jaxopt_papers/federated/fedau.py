@@ -63,6 +63,13 @@ optax.scale(1.0)`` (:math:`\eta_g = 1`). ``omega='known_prob'`` is the code's
     ``'uniform'`` is the paper's objective :math:`\frac1N\sum_n F_n`.
   * The code stores all intervals and takes their mean; we keep the sum and
     the count (``int32``), the same mean with O(1) memory.
+  * Library additions, not in the paper or code: in :func:`scale_by_fedau`,
+    ``participated=None`` means every client took part, a tree without
+    leaves has no clients (``[0]`` counters, identity update), and
+    ``skip_nonfinite=True`` skips a round whose aggregate is not finite
+    (``optax.apply_if_finite`` cannot wrap this transform: its output has
+    the model's shape, not the stacked deltas', as with
+    ``optax.contrib.differentially_private_aggregate``).
   * The code's local-learning-rate halving after ``lr_decay_start_iter`` is
     not implemented (never reached in the paper's runs).
   * Keys, minibatches, the trace's ``loss``/``grad_norm`` (global objective
@@ -94,6 +101,7 @@ import numpy as np
 import optax
 
 from jaxopt_papers.core import checks, parallel
+from jaxopt_papers.core import solver as solver_lib
 from jaxopt_papers.federated import rounds, simulator
 
 __all__ = [
@@ -144,42 +152,80 @@ def record_participation(
   )
 
 
+def _num_clients(tree: Any) -> int | None:
+  """The common leading (client) axis of ``tree``'s leaves; ``None`` if none.
+
+  Raises:
+    ValueError: if a leaf has no leading axis, or the leaves disagree.
+  """
+  leaves = jax.tree.leaves(tree)
+  if not leaves:
+    return None
+  if any(jnp.ndim(x) < 1 for x in leaves):
+    shapes = [jnp.shape(x) for x in leaves]
+    raise ValueError(
+      'scale_by_fedau expects stacked client deltas, every leaf with a '
+      f'leading client axis [N, ...], got leaf shapes {shapes}'
+    )
+  sizes = sorted({jnp.shape(x)[0] for x in leaves})
+  if len(sizes) > 1:
+    raise ValueError(
+      'scale_by_fedau expects stacked client deltas with one leading client '
+      f'axis [N, ...], got leading sizes {sizes}'
+    )
+  return sizes[0]
+
+
 def scale_by_fedau(
-  cutoff: int | None = None, axis_name: str | None = None
+  *,
+  cutoff: int | None = None,
+  axis_name: str | None = None,
+  skip_nonfinite: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
   r"""FedAU's server aggregation of stacked client deltas.
 
-  ``update(deltas, state, params=None, *, participated, weights=None,
+  ``update(deltas, state, params=None, *, participated=None, weights=None,
   omega=None)``: ``deltas`` is a pytree whose leaves have a leading client
   axis ``[N, ...]`` (this program's clients), ``participated`` is ``[N]``
-  bool. Returns :math:`\sum_n w_n I_n \omega_n \Delta_n / \sum_n w_n`
-  (:math:`w_n = 1` by default: the code's division by :math:`N`) and the
-  state after recording the round's participation. ``omega`` overrides the
-  online estimate (e.g. ``1/p_n``, the known-probability oracle).
+  bool (``None``: every client took part). Returns
+  :math:`\sum_n w_n I_n \omega_n \Delta_n / \sum_n w_n` (:math:`w_n = 1`
+  by default: the code's division by :math:`N`) and the state after
+  recording the round's participation. ``omega`` overrides the online
+  estimate (e.g. ``1/p_n``, the known-probability oracle).
 
   With ``axis_name``, the sums are also taken over that axis
   (:func:`jaxopt_papers.core.parallel.psum`): inside ``client_map`` /
   ``shard_map`` each program holds a block of the clients and gets the
-  global aggregate. ``init(deltas)`` reads ``N`` from the leading axis.
+  global aggregate. ``init(deltas)`` reads ``N`` from the leading axis; a
+  tree without leaves (``{}``, ``None`` subtrees only) has no clients: its
+  state holds ``[0]`` counters and ``update`` returns it unchanged.
+
+  .. note:: The output has the parameters' shape, not the stacked deltas'
+    (like ``optax.contrib.differentially_private_aggregate``), so
+    ``optax.apply_if_finite`` cannot wrap this transform (its skip branch
+    returns zeros shaped like the input, and ``lax.cond`` rejects the
+    mismatch). Use ``skip_nonfinite=True`` instead.
 
   Args:
     cutoff: :math:`K`: a run of ``cutoff`` rounds without participation is
       recorded as an interval of that length; ``None`` is :math:`\infty`.
     axis_name: Optional clients axis to sum over.
+    skip_nonfinite: If the aggregate (after the sum over ``axis_name``, so
+      every program decides alike) is not finite, return zeros and leave the
+      state unchanged: ``optax.apply_if_finite``'s skip, decided on what
+      enters the sum (a non-participant's NaN is masked out and skips
+      nothing). Never gives up (no ``max_consecutive_errors``).
 
   Raises:
     ValueError: if ``cutoff`` is not ``None`` or an int >= 1.
   """
-  checks.check_int('cutoff', cutoff, allow_none=True)
+  checks.check_hyperparameter(
+    checks.check_int, 'cutoff', cutoff, allow_none=True
+  )
 
   def init_fn(params):
-    leaves = jax.tree.leaves(params)
-    if not leaves or jnp.ndim(leaves[0]) < 1:
-      raise ValueError(
-        'scale_by_fedau.init expects stacked client deltas with a leading '
-        'client axis'
-      )
-    zeros = jnp.zeros([jnp.shape(leaves[0])[0]], jnp.int32)
+    num = _num_clients(params)
+    zeros = jnp.zeros([0 if num is None else num], jnp.int32)
     return ScaleByFedAUState(zeros, zeros, zeros)
 
   def update_fn(
@@ -187,13 +233,18 @@ def scale_by_fedau(
     state,
     params=None,
     *,
-    participated,
+    participated=None,
     weights=None,
     omega=None,
     **extra,
   ):
     del params, extra
-    part = jnp.asarray(participated, bool)
+    if _num_clients(updates) is None:  # no leaves: nothing to aggregate
+      return updates, state
+    if participated is None:
+      part = jnp.ones(state.nonpart_run.shape, bool)
+    else:
+      part = jnp.asarray(participated, bool)
     w = jnp.ones(part.shape) if weights is None else weights
     om = aggregation_weights(state) if omega is None else omega
     coef = w * om
@@ -207,22 +258,40 @@ def scale_by_fedau(
     if axis_name is not None:
       total, denom = parallel.psum((total, denom), axis_name)
     out = jax.tree.map(lambda t: t / denom.astype(t.dtype), total)
-    return out, record_participation(state, part, cutoff)
+    new_state = record_participation(state, part, cutoff)
+    if skip_nonfinite:
+      finite = simulator.tree_isfinite(out)
+      out = jax.tree.map(lambda t: jnp.where(finite, t, 0), out)
+      new_state = solver_lib.freeze(~finite, state, new_state)
+    return out, new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 def fedau(
   server_lr: float = 1.0,
+  *,
   cutoff: int | None = None,
   axis_name: str | None = None,
+  skip_nonfinite: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
-  """FedAU's server rule: ``scale_by_fedau`` then ``optax.scale(server_lr)``.
+  r"""FedAU's server rule: ``scale_by_fedau`` then ``optax.scale(server_lr)``.
 
   The result is ADDED to the model (deltas are descent directions).
+  ``server_lr`` (:math:`\eta_g`) plays optax's learning-rate role: it may be
+  an array (``optax.inject_hyperparams``), checked only when a number.
+
+  Raises:
+    ValueError: if ``server_lr`` is a number that is not finite and > 0, or
+      ``cutoff`` is not ``None`` or an int >= 1.
   """
-  checks.check_positive('server_lr', server_lr)
-  return optax.chain(scale_by_fedau(cutoff, axis_name), optax.scale(server_lr))
+  checks.check_hyperparameter(checks.check_positive, 'server_lr', server_lr)
+  return optax.chain(
+    scale_by_fedau(
+      cutoff=cutoff, axis_name=axis_name, skip_nonfinite=skip_nonfinite
+    ),
+    optax.scale(server_lr),
+  )
 
 
 class FedAUState(NamedTuple):
@@ -305,7 +374,9 @@ class FedAU(rounds.ServerRoundSolver):
 
   def init(self, params: optax.Params, key: jax.Array) -> FedAUState:
     """The state at ``params``: no interval recorded yet."""
-    counters = scale_by_fedau(self.cutoff).init(jnp.zeros([self.num_clients]))
+    counters = scale_by_fedau(cutoff=self.cutoff).init(
+      jnp.zeros([self.num_clients])
+    )
     state = FedAUState(**self._init_fields(params, key), weights=counters)
     return self._place(state, 'weights')
 
@@ -321,7 +392,9 @@ class FedAU(rounds.ServerRoundSolver):
     if self.omega == 'known_prob':
       omega = inv_rate
     one = lambda x: jnp.expand_dims(x, 0)  # this member as a block of one
-    aggregate, counters = scale_by_fedau(self.cutoff, axis).update(
+    aggregate, counters = scale_by_fedau(
+      cutoff=self.cutoff, axis_name=axis
+    ).update(
       jax.tree.map(one, delta),
       jax.tree.map(one, counters),
       participated=one(active),

@@ -163,8 +163,8 @@ def merged_value_and_grad(rho: float, alpha: float) -> simulator.GradFn:
 
 def fedspeed_client(
   learning_rate: float,
-  lamb: float,
   *,
+  lamb: float,
   weight_decay: float = 0.0,
   clip_norm: float | None = None,
 ) -> optax.GradientTransformationExtraArgs:
@@ -187,10 +187,16 @@ def fedspeed_client(
     ValueError: on a non-positive ``learning_rate``/``lamb``/``clip_norm``
       or a negative ``weight_decay``.
   """
-  checks.check_positive('learning_rate', learning_rate)
-  checks.check_positive('lamb', lamb)
-  checks.check_nonnegative('weight_decay', weight_decay)
-  checks.check_positive('clip_norm', clip_norm, allow_none=True)
+  checks.check_hyperparameter(
+    checks.check_positive, 'learning_rate', learning_rate
+  )
+  checks.check_hyperparameter(checks.check_positive, 'lamb', lamb)
+  checks.check_hyperparameter(
+    checks.check_nonnegative, 'weight_decay', weight_decay
+  )
+  checks.check_hyperparameter(
+    checks.check_positive, 'clip_norm', clip_norm, allow_none=True
+  )
 
   def init_fn(params):
     del params
@@ -318,7 +324,7 @@ class FedSpeed(rounds.ServerRoundSolver):
   def client_tx(self) -> optax.GradientTransformationExtraArgs:
     return fedspeed_client(
       self.learning_rate,
-      self.lamb,
+      lamb=self.lamb,
       weight_decay=self.weight_decay,
       clip_norm=self.clip_norm,
     )

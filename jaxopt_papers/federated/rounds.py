@@ -230,7 +230,14 @@ class RoundSolver:
 
     Returns ``(final_state, trace)``, every trace field with a leading axis
     of length ``num_steps``.
+
+    Raises:
+      ValueError: if ``num_steps`` is not an int >= 1, or ``loss_fn``
+        fails on ``params`` with one client's examples (e.g. ``params`` of
+        the wrong dimension), naming both shapes.
     """
+    checks.check_int('num_steps', num_steps)
+    self._check_params(params, data)
     return solver_lib.run_scan(
       self.step, self.init(params, key), data, num_steps=num_steps
     )
@@ -242,6 +249,30 @@ class RoundSolver:
     return simulator.evaluate(
       self.loss_fn, params, data, self.mesh, self.axis_name
     )
+
+  def _check_params(self, params: optax.Params, data: Any) -> None:
+    """``loss_fn(params, examples)`` traces on one client's examples.
+
+    Checked on shapes only (``jax.eval_shape``), so a model of the wrong
+    shape fails here with one line naming both shapes, not deep inside the
+    scan. A ``params`` that merely broadcasts against the data passes.
+    """
+    examples = getattr(data, 'examples', None)
+    if examples is None:
+      return
+    one_client = lambda ex: jax.tree.map(lambda x: x[0], ex)
+    try:
+      jax.eval_shape(
+        lambda p, ex: self.loss_fn(p, one_client(ex)), params, examples
+      )
+    except (TypeError, ValueError, IndexError) as e:
+      shapes = jax.tree.map(lambda x: tuple(jnp.shape(x)), params)
+      per_client = jax.tree.map(lambda x: tuple(jnp.shape(x)[1:]), examples)
+      reason = str(e).strip().split('\n')[0]
+      raise ValueError(
+        f'`params` of shape {shapes} do not fit the data: `loss_fn` fails '
+        f"on one client's examples of shape {per_client}: {reason}"
+      ) from e
 
   # ------------------------------------------------------ pieces of a round
 

@@ -6,13 +6,17 @@ subspace, and the residual, updated by a state-free rule (signSGD by default).
 The subspace (an SVD or random projector, a random coordinate set, or a random
 set of whole tensors) is refreshed every ``update_gap`` steps.
 
+Deviations from the paper's official code (which leaves are projected, no
+``proj_params_lr_scale``, 'block' groups by shape, 'randk' coordinates,
+options not offered, dtypes, complex parameters, the 'sgd' residual, vmap)
+are listed in :func:`scale_by_frugal`'s docstring.
+
 References:
   Zmushko, Beznosikov, Takáč, Horváth, `FRUGAL: Memory-Efficient Optimization
   by Reducing State Overhead for Scalable Training
   <https://arxiv.org/abs/2411.07837>`_, ICML 2025.
 """
 
-import numbers
 from typing import NamedTuple
 
 import jax
@@ -25,29 +29,37 @@ from jaxopt_papers.core import checks
 __all__ = ['ScaleByFrugalState', 'frugal', 'scale_by_frugal']
 
 _PROJECTIONS = ('svd', 'random', 'randk', 'block')
+_PROJECTOR_STAND_IN = jnp.int8  # the dtype of a projector entry with none
 _STATE_FREE = ('sign', 'sgd', 'none')
 
 
 class ScaleByFrugalState(NamedTuple):
   """State for :func:`scale_by_frugal`.
 
-  ``projector``, ``matrix_state`` (outside ``'block'``) and ``dense_state``
-  follow the structure of the params, with :class:`optax.MaskedNode` where a
-  leaf has no entry.
+  Every per-leaf field is a tree with the params' structure (so
+  :func:`optax.tree.map_params` maps it with the params' specs, one spec per
+  state leaf). A leaf with no entry in a field holds a one-element stand-in
+  of its rank (:class:`optax.MaskedNode` cannot be paired with a spec, and
+  orbax cannot save zero-size arrays). Only ``dense_state``'s moments of
+  dense leaves are param-shaped; see :func:`scale_by_frugal` for sharding.
   """
 
   count: jax.Array  # shape=(), int32: steps taken
   key: jax.Array  # typed PRNG key; step t draws from fold_in(key, t)
   # Per matrix leaf (m, n): float [r, n] (right side), [m, r] (left side) for
-  # 'svd' / 'random'; int32 [k] flat coordinates for 'randk'.
+  # 'svd' / 'random'; int32 [k] flat coordinates for 'randk'; an int8 stand-in
+  # for other leaves. () for 'block'.
   projector: optax.Params
-  # 'block' only: one sorted int32 [k_g] vector of active tensor ids per
-  # group of same-shape matrix leaves; () otherwise.
-  active: tuple[jax.Array, ...]
-  # `state_full` on the projected proxies ([m, r], [r, n], [k], or per block
-  # group [k_g, m, n]); re-initialised at every refresh.
+  # 'block' only: at the first member of each group of same-shape matrix
+  # leaves, one sorted int32 [k_g] vector of the group's active tensor ids;
+  # int32 stand-ins elsewhere. () otherwise.
+  active: optax.Params
+  # `state_full` on the projected proxies ([m, r], [r, n], [k], or at a block
+  # group's first member [k_g, m, n]; stand-ins elsewhere); re-initialised at
+  # every refresh.
   matrix_state: optax.OptState
-  dense_state: optax.OptState  # `state_full` on non-matrix leaves; never reset
+  # `state_full` on the dense leaves (stand-ins elsewhere); never reset.
+  dense_state: optax.OptState
 
 
 class _Plan(NamedTuple):
@@ -67,18 +79,42 @@ class _Group(NamedTuple):
 
 
 def _compute_dtype(dtype) -> np.dtype:
-  # Projections, SVDs and residuals run in at least float32.
+  # Projections, SVDs and residuals run in at least float32 (complex64 for
+  # complex leaves).
   return jnp.promote_types(dtype, jnp.float32)
+
+
+def _is_projectable(x: jax.Array) -> bool:
+  """A 2-D floating or complex leaf; int and bool leaves stay dense."""
+  return x.ndim == 2 and jnp.issubdtype(x.dtype, jnp.inexact)
+
+
+def _stand_in(x: jax.Array, dtype=None) -> jax.Array:
+  """One-element array of ``x``'s rank, in place of a leaf's entry in a
+  params-structured state tree where that leaf has none (not
+  :class:`optax.MaskedNode`, which ``optax.tree.map_params`` cannot pair
+  with a spec; not zero-size, which orbax cannot save)."""
+  return jnp.zeros((1,) * x.ndim, x.dtype if dtype is None else dtype)
+
+
+def _float_dtype(dtype) -> np.dtype:
+  return dtype if jnp.issubdtype(dtype, jnp.inexact) else jnp.float32
+
+
+def _adjoint(p: jax.Array) -> jax.Array:
+  """P^H: the conjugate transpose (P^T for real P, with no extra op)."""
+  return p.conj().T if jnp.iscomplexobj(p) else p.T
 
 
 def _make_plans(
   leaves: list[jax.Array], density: float, projection: str
 ) -> tuple[list[_Plan], list[_Group]]:
-  """Leaf rule: ndim == 2 -> projected; anything else -> dense state-full."""
+  """Leaf rule: 2-D floating or complex -> projected; anything else (other
+  ranks, int and bool leaves) -> dense state-full."""
   plans = []
   by_shape: dict[tuple, list[int]] = {}
   for i, x in enumerate(leaves):
-    if x.ndim != 2:
+    if not _is_projectable(x):
       plans.append(_Plan('dense', 0))
       continue
     m, n = x.shape
@@ -110,7 +146,8 @@ def _make_plans(
 
 
 def _proxy_zeros(x: jax.Array, plan: _Plan):
-  """Zeros with the shape the state-full rule sees for this leaf."""
+  """Zeros with the shape the state-full rule sees for this leaf (outside
+  'block' groups)."""
   m, n = x.shape if x.ndim == 2 else (0, 0)
   if plan.kind == 'right':
     return jnp.zeros((m, plan.size), x.dtype)
@@ -118,7 +155,7 @@ def _proxy_zeros(x: jax.Array, plan: _Plan):
     return jnp.zeros((plan.size, n), x.dtype)
   if plan.kind == 'coord':
     return jnp.zeros((plan.size,), x.dtype)
-  return optax.MaskedNode()
+  return _stand_in(x, _float_dtype(x.dtype))
 
 
 def _projector_zeros(x: jax.Array, plan: _Plan):
@@ -129,7 +166,7 @@ def _projector_zeros(x: jax.Array, plan: _Plan):
     return jnp.zeros((m, plan.size), _compute_dtype(x.dtype))
   if plan.kind == 'coord':
     return jnp.zeros((plan.size,), jnp.int32)
-  return optax.MaskedNode()
+  return _stand_in(x, _PROJECTOR_STAND_IN)
 
 
 def _new_projector(
@@ -154,12 +191,12 @@ def _new_projector(
 
 
 def _down(g: jax.Array, p: jax.Array, plan: _Plan) -> jax.Array:
-  """down(G): G P^T (right), P^T G (left), G[idx] (coordinates)."""
+  """down(G): G P^H (right), P^H G (left), G[idx] (coordinates)."""
   gc = g.astype(_compute_dtype(g.dtype))
   if plan.kind == 'right':
-    return jnp.matmul(gc, p.T)
+    return jnp.matmul(gc, _adjoint(p))
   if plan.kind == 'left':
-    return jnp.matmul(p.T, gc)
+    return jnp.matmul(_adjoint(p), gc)
   return gc.reshape(-1).at[p].get(indices_are_sorted=True, unique_indices=True)
 
 
@@ -174,20 +211,41 @@ def _up(x: jax.Array, p: jax.Array, plan: _Plan, shape) -> jax.Array:
   return flat.reshape(shape)
 
 
-def _canonical_key(key: jax.Array | int) -> jax.Array:
-  if isinstance(key, numbers.Integral):
-    return jax.random.key(int(key))
-  key = jnp.asarray(key)
-  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-    return key
-  if jnp.issubdtype(key.dtype, jnp.integer) and key.ndim == 0:
-    return jax.random.key(key)  # an int seed injected as an array
-  return jax.random.wrap_key_data(key)
+def _shape_mismatch(updates, state, want) -> str | None:
+  """A one-line description of where ``state`` does not fit ``updates``
+  (``want`` is the abstract state ``init`` would build from them)."""
+  fields = ('projector', 'active', 'matrix_state', 'dense_state')
+  got = {f: getattr(state, f) for f in fields}
+  want = {f: getattr(want, f) for f in fields}
+  shapes = {
+    jax.tree_util.keystr(k): jnp.shape(x)
+    for k, x in jax.tree_util.tree_flatten_with_path(updates)[0]
+  }
+  if jax.tree.structure(got) != jax.tree.structure(want):
+    return (
+      f'the tree of `updates` (leaf shapes {shapes}) does not match the '
+      'state: was it initialised with other params?'
+    )
+  got_leaves = jax.tree_util.tree_flatten_with_path(got)[0]
+  for (path, g), w in zip(got_leaves, jax.tree.leaves(want), strict=True):
+    if jnp.shape(g) != w.shape:
+      where = jax.tree_util.keystr(path)
+      leaf = next((k for k in shapes if where.endswith(k)), None)
+      named = (
+        f'`updates{leaf}` of shape {shapes[leaf]}'
+        if leaf
+        else f'`updates` of leaf shapes {shapes}'
+      )
+      return (
+        f'{named} needs state{where} of shape {w.shape}, got {jnp.shape(g)}:'
+        ' was the state initialised with params of other shapes?'
+      )
+  return None
 
 
 def scale_by_frugal(
-  state_free_scale: jax.typing.ArrayLike = 1.0,
   *,
+  state_free_scale: jax.typing.ArrayLike = 1.0,
   density: float = 0.25,
   update_gap: int = 200,
   projection: str = 'svd',
@@ -222,8 +280,8 @@ def scale_by_frugal(
           & t \equiv 0 \pmod T \\
         P_{t-1} & \text{otherwise}
       \end{cases} \\
-      \operatorname{down}(G) &= G P_t^\top \ \ (\text{right}), \quad
-        P_t^\top G \ \ (\text{left}) \\
+      \operatorname{down}(G) &= G P_t^\mathsf{H} \ \ (\text{right}), \quad
+        P_t^\mathsf{H} G \ \ (\text{left}) \\
       \operatorname{up}(X) &= X P_t \ \ (\text{right}), \quad
         P_t X \ \ (\text{left}) \\
       u_t &= \operatorname{up}\bigl(\mathcal{A}(\operatorname{down}(G_t))\bigr)
@@ -239,28 +297,43 @@ def scale_by_frugal(
   :math:`\mathcal{A}` on the *whole* gradient of
   :math:`\operatorname{round}(\rho\, n_g)` randomly chosen tensors of each
   group of :math:`n_g` same-shape matrix leaves and applies
-  :math:`s\,\phi(G_t)` to the others. Leaves that are not 2-D get
+  :math:`s\,\phi(G_t)` to the others. Leaves that are not 2-D floating or
+  complex arrays (other ranks, Python scalars, int and bool leaves) get
   :math:`\mathcal{A}` on all coordinates with a separate state that is never
-  reset; matrix leaves whose :math:`r` (or :math:`k`) rounds to 0 get only
-  :math:`s\,\phi(G_t)`. The projector is refreshed from the gradient of the
-  step that triggers it, at steps :math:`0, T, 2T, \dots` counted before the
-  update, as in the official code.
+  reset, and come back as :math:`\mathcal{A}` returns them (an int leaf as
+  ``optax.adam`` returns it); matrix leaves whose :math:`r` (or :math:`k`)
+  rounds to 0 get only :math:`s\,\phi(G_t)`. The projector is refreshed from
+  the gradient of the step that triggers it, at steps :math:`0, T, 2T,
+  \dots` counted before the update, as in the official code.
+
+  Complex leaves: :math:`P^\mathsf{H}` is the conjugate transpose (so
+  :math:`\operatorname{up}(\operatorname{down}(G)) = G` at full rank),
+  :math:`\operatorname{sign}(z) = z / |z|` (``jnp.sign``; 0 at 0), and
+  :math:`\mathcal{A}` sees complex proxies (``optax.scale_by_adam`` keeps
+  :math:`|g|^2` in :math:`v`). As with optax, feed conjugated gradients
+  (``jax.tree.map(jnp.conj, grads)``) to descend a real loss.
+
+  All arguments are keyword-only.
 
   Args:
-    state_free_scale: :math:`s`, scale of the state-free rule relative to the
-      learning rate (the official ``inactive_lr_scale``: 1.0 in the authors'
-      pre-training runs, 0.1 for fine-tuning). Traced, so injectable.
+    state_free_scale: :math:`s`, finite, scale of the state-free rule
+      relative to the learning rate (the official ``inactive_lr_scale``: 1.0
+      in the authors' pre-training runs, 0.1 for fine-tuning). Traced, so
+      injectable; checked only when it is a number, not a jax array.
     density: :math:`\rho \in [0, 1]`, fraction of each matrix (rank, number
       of coordinates, or number of tensors) under the state-full rule.
       Default 0.25 as in the official code. Static: it sets shapes.
+      ``density=0`` is allowed: every matrix gets the state-free rule only
+      (the paper's :math:`\rho = 0`, signSGD on the matrices).
     update_gap: :math:`T`, static int >= 1, steps between refreshes of the
       projector (and resets). Default 200 as in the official code.
     projection: ``'svd'`` (GaLore projector, the default), ``'random'``
       (random orthogonal), ``'randk'`` (random coordinates) or ``'block'``
       (random whole tensors).
-    state_full: :math:`\mathcal{A}`, a transform that needs no ``params``
-      (it receives ``params=None``; use ``optax.scale_by_adam``, not
-      ``optax.adamw``). ``None`` means ``optax.scale_by_adam()`` (the
+    state_full: :math:`\mathcal{A}`, an :class:`optax.GradientTransformation`
+      instance (not a factory such as ``optax.adamw``) that needs no
+      ``params`` (it receives ``params=None``; use ``optax.scale_by_adam()``,
+      not ``optax.adamw(...)``). ``None`` means ``optax.scale_by_adam()`` (the
       official :math:`\beta_1 = 0.9, \beta_2 = 0.999, \epsilon = 10^{-8}`).
     state_free: :math:`\phi`: ``'sign'`` (signSGD, the default), ``'sgd'``
       or ``'none'`` (drop the residual: GaLore / BAdam).
@@ -272,13 +345,31 @@ def scale_by_frugal(
 
   Returns:
     :class:`optax.GradientTransformation` with state
-    :class:`ScaleByFrugalState`. Updates have each leaf's dtype.
+    :class:`ScaleByFrugalState`. Updates of projected, block and state-free
+    leaves have each leaf's dtype; dense leaves get ``state_full``'s.
+
+  Sharding: :func:`optax.tree.map_params` gives one spec per state leaf, and
+  every per-leaf entry (projector, proxy statistics, stand-in) gets its
+  param's spec, although only the dense leaves' statistics have the param's
+  shape. A ``[r, n]`` projector or a one-element stand-in does not fit a
+  spec that shards the param over a mesh axis of size > 1, so map with the
+  shapes in view (this works for any mesh):
+
+  .. code-block:: python
+
+    specs = optax.tree.map_params(
+        tx, lambda x, spec, p: spec if x.shape == p.shape else P(),
+        state, param_specs, params, transform_non_params=lambda _: P(),
+        is_leaf=lambda x: isinstance(x, P))
 
   Raises:
-    ValueError: at construction, naming the argument, for a ``density``
-      outside [0, 1], an ``update_gap`` that is not an int >= 1, an unknown
-      ``projection`` or ``state_free``, or a ``state_full`` that is not an
-      :class:`optax.GradientTransformation`.
+    ValueError: at construction, naming the argument, for a
+      ``state_free_scale`` that is not finite, a ``density`` outside [0, 1],
+      an ``update_gap`` that is not an int >= 1, an unknown ``projection`` or
+      ``state_free``, or a ``state_full`` that is not an
+      :class:`optax.GradientTransformation`; at ``update`` (trace time),
+      naming the shapes, for updates whose tree or shapes do not fit the
+      state.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -302,7 +393,8 @@ def scale_by_frugal(
       and MLP blocks and keeps embeddings, ``lm_head``, norms and biases on
       AdamW. Use :func:`optax.multi_transform` to route embeddings and the
       output head to ``optax.adamw`` (see :func:`frugal`). Higher-rank
-      kernels (e.g. 4-D convolutions) get the dense state-full rule.
+      kernels (e.g. 4-D convolutions), scalars and int or bool leaves get
+      the dense state-full rule.
     * **No ``proj_params_lr_scale``.** The official code multiplies both
       rules of projectable tensors by ``lr * proj_params_lr_scale`` (and the
       state-free rule further by ``inactive_lr_scale``) but decays weights
@@ -327,6 +419,9 @@ def scale_by_frugal(
       default in the code is whole columns). Indices are sorted and stored
       as int32, so their 4 bytes per coordinate count in the state: with
       Adam the state is :math:`3k` words against :math:`2mn`.
+    * **Complex parameters.** The official code is real-only (it uses
+      :math:`P^\top`); here :math:`P^\mathsf{H}` and
+      :math:`\operatorname{sign}(z) = z/|z|`, see above.
     * **Not offered:** ``proj_type='randperm'``, ``proj_side`` other than
       ``'std'``, row/column coordinate choices, and block orders other than
       ``'random'``.
@@ -347,6 +442,9 @@ def scale_by_frugal(
     use ``state_free='none'`` there.
   """
   # `density` and `update_gap` set shapes: static under inject_hyperparams.
+  checks.check_hyperparameter(
+    checks.check_finite, 'state_free_scale', state_free_scale
+  )
   checks.check_interval('density', density, 0.0, 1.0)
   checks.check_int('update_gap', update_gap)
   checks.check_in('projection', projection, _PROJECTIONS)
@@ -360,39 +458,49 @@ def scale_by_frugal(
   block = projection == 'block'
 
   def matrix_init(leaves, treedef, plans, groups):
-    if block:
-      proxies = tuple(jnp.zeros((g.slots, *g.shape), g.dtype) for g in groups)
-    else:
-      proxies = jax.tree.unflatten(
-        treedef,
-        [_proxy_zeros(x, p) for x, p in zip(leaves, plans, strict=True)],
-      )
-    return state_full.init(proxies)
+    proxies = [_proxy_zeros(x, p) for x, p in zip(leaves, plans, strict=True)]
+    for g in groups:  # a group's [k_g, m, n] stack sits at its first member
+      proxies[g.members[0]] = jnp.zeros((g.slots, *g.shape), g.dtype)
+    return state_full.init(jax.tree.unflatten(treedef, proxies))
 
-  def dense_tree(leaves, treedef, plans):
+  def active_init(leaves, treedef, groups):
+    if not block:
+      return ()
+    active = [_stand_in(x, jnp.int32) for x in leaves]
+    for g in groups:
+      active[g.members[0]] = jnp.arange(g.slots, dtype=jnp.int32)
+    return jax.tree.unflatten(treedef, active)
+
+  def dense_tree(raw, leaves, treedef, plans):
+    # The leaves `state_full` sees as they came (a Python float stays one, as
+    # optax.adam would see it); a zero-size stand-in for every other leaf,
+    # so the tree keeps the params' structure (see ScaleByFrugalState).
     return jax.tree.unflatten(
       treedef,
       [
-        x if p.kind == 'dense' else optax.MaskedNode()
-        for x, p in zip(leaves, plans, strict=True)
+        r if p.kind == 'dense' else _stand_in(x)
+        for r, x, p in zip(raw, leaves, plans, strict=True)
       ],
     )
 
   def init_fn(params):
-    leaves, treedef = jax.tree.flatten(params)
+    raw, treedef = jax.tree.flatten(params)
+    leaves = [jnp.asarray(x) for x in raw]
     plans, groups = _make_plans(leaves, density, projection)
-    projector = jax.tree.unflatten(
-      treedef,
-      [_projector_zeros(x, p) for x, p in zip(leaves, plans, strict=True)],
-    )
-    active = tuple(jnp.arange(g.slots, dtype=jnp.int32) for g in groups)
+    if block:
+      projector = ()
+    else:
+      projector = jax.tree.unflatten(
+        treedef,
+        [_projector_zeros(x, p) for x, p in zip(leaves, plans, strict=True)],
+      )
     return ScaleByFrugalState(
       count=jnp.zeros([], jnp.int32),
-      key=_canonical_key(key),
+      key=checks.as_key(key),
       projector=projector,
-      active=active,
+      active=active_init(leaves, treedef, groups),
       matrix_state=matrix_init(leaves, treedef, plans, groups),
-      dense_state=state_full.init(dense_tree(leaves, treedef, plans)),
+      dense_state=state_full.init(dense_tree(raw, leaves, treedef, plans)),
     )
 
   def state_free_rule(x, scale):
@@ -404,10 +512,25 @@ def scale_by_frugal(
 
   def update_fn(updates, state, params=None):
     del params
-    leaves, treedef = jax.tree.flatten(updates)
-    leaves = [jnp.asarray(x) for x in leaves]
+    raw, treedef = jax.tree.flatten(updates)
+    if not raw:
+      updates, dense_state = state_full.update(updates, state.dense_state, None)
+      return updates, state._replace(
+        count=optax.safe_increment(state.count), dense_state=dense_state
+      )
+    # At trace time: a gradient whose shape does not fit the state would
+    # otherwise fail deep inside `lax.cond`.
+    mismatch = _shape_mismatch(updates, state, jax.eval_shape(init_fn, updates))
+    if mismatch:
+      raise ValueError(mismatch)
+    leaves = [jnp.asarray(x) for x in raw]
     plans, groups = _make_plans(leaves, density, projection)
-    projectors = treedef.flatten_up_to(state.projector)
+    if block:
+      projectors = [None] * len(leaves)
+      active = treedef.flatten_up_to(state.active)
+    else:
+      projectors = treedef.flatten_up_to(state.projector)
+      active = []
     projected = ('right', 'left', 'coord')
 
     # Refresh every `update_gap` steps, from this step's gradient (official
@@ -420,7 +543,7 @@ def scale_by_frugal(
     ]
 
     def refresh(operand):
-      grads, old_projectors, _, matrix_state = operand
+      grads, old_projectors, old_active, matrix_state = operand
       new_projectors = [
         _new_projector(
           g_svd,
@@ -436,8 +559,9 @@ def scale_by_frugal(
           zip(grads, leaves, plans, old_projectors, strict=True)
         )
       ]
-      new_active = tuple(
-        jnp.sort(
+      new_active = list(old_active)
+      for j, g in enumerate(groups):
+        new_active[g.members[0]] = jnp.sort(
           jax.random.choice(
             jax.random.fold_in(step_key, j),
             len(g.members),
@@ -445,8 +569,6 @@ def scale_by_frugal(
             replace=False,
           )
         ).astype(jnp.int32)
-        for j, g in enumerate(groups)
-      )
       if reset_statistics:
         matrix_state = matrix_init(leaves, treedef, plans, groups)
       return new_projectors, new_active, matrix_state
@@ -458,53 +580,52 @@ def scale_by_frugal(
       state.count % update_gap == 0,
       refresh,
       keep,
-      (svd_grads, projectors, state.active, state.matrix_state),
+      (svd_grads, projectors, active, state.matrix_state),
     )
 
-    # State-full rule on the proxies of all matrix leaves at once.
-    if block:
-      proxies = tuple(
-        jnp.take(jnp.stack([leaves[i] for i in g.members]), a, axis=0)
-        for g, a in zip(groups, active, strict=True)
-      )
-    else:
-      downs = [
-        _down(g, q, p) if p.kind in projected else None
-        for g, q, p in zip(leaves, projectors, plans, strict=True)
-      ]
-      proxies = jax.tree.unflatten(
-        treedef,
-        [
-          d.astype(g.dtype) if d is not None else optax.MaskedNode()
-          for d, g in zip(downs, leaves, strict=True)
-        ],
-      )
+    # State-full rule on the proxies of all matrix leaves at once; leaves
+    # without one pass a stand-in (see `_stand_in`).
+    downs = [
+      _down(g, q, p) if p.kind in projected else None
+      for g, q, p in zip(leaves, projectors, plans, strict=True)
+    ]
+    proxies = [
+      d.astype(g.dtype) if d is not None else _proxy_zeros(g, p)
+      for d, g, p in zip(downs, leaves, plans, strict=True)
+    ]
+    for g in groups:
+      first = g.members[0]
+      stack = jnp.stack([leaves[i] for i in g.members])
+      proxies[first] = jnp.take(stack, active[first], axis=0)
+    proxies = jax.tree.unflatten(treedef, proxies)
     matrix_updates, matrix_state = state_full.update(
       proxies, matrix_state, None
     )
     dense_updates, dense_state = state_full.update(
-      dense_tree(leaves, treedef, plans), state.dense_state, None
+      dense_tree(raw, leaves, treedef, plans), state.dense_state, None
     )
 
     # Assemble the full-rank directions in >= float32, then cast to the
     # leaf's dtype.
     dense_leaves = treedef.flatten_up_to(dense_updates)
+    matrix_leaves = treedef.flatten_up_to(matrix_updates)
     # Block mode: leaf index -> ([k_g] bool 'slot holds this leaf', updates).
     slot_hits = {}
-    if block:
-      for g, a, upd in zip(groups, active, matrix_updates, strict=True):
-        for j, i in enumerate(g.members):
-          slot_hits[i] = (a == j, upd)
-    else:
-      matrix_leaves = treedef.flatten_up_to(matrix_updates)
+    for g in groups:
+      first = g.members[0]
+      for j, i in enumerate(g.members):
+        slot_hits[i] = (active[first] == j, matrix_leaves[first])
     out = []
     for i, (g, p, q) in enumerate(zip(leaves, plans, projectors, strict=True)):
+      if p.kind == 'dense':
+        # `state_full`'s update as it gives it (an int leaf comes back as
+        # optax.adam returns it), not cast to the leaf's dtype.
+        out.append(dense_leaves[i])
+        continue
       cdtype = _compute_dtype(g.dtype)
       gc = g.astype(cdtype)
       scale = jnp.asarray(state_free_scale).astype(cdtype)
-      if p.kind == 'dense':
-        u = dense_leaves[i]
-      elif p.kind == 'free':
+      if p.kind == 'free':
         u = state_free_rule(gc, scale)
       elif p.kind == 'block':
         hit, upd = slot_hits[i]
@@ -535,8 +656,10 @@ def scale_by_frugal(
     new_state = ScaleByFrugalState(
       count=optax.safe_increment(state.count),
       key=state.key,
-      projector=jax.tree.unflatten(treedef, projectors),
-      active=active,
+      projector=state.projector
+      if block
+      else jax.tree.unflatten(treedef, projectors),
+      active=jax.tree.unflatten(treedef, active) if block else (),
       matrix_state=matrix_state,
       dense_state=dense_state,
     )
@@ -547,8 +670,8 @@ def scale_by_frugal(
 
 def frugal(
   learning_rate: optax.ScalarOrSchedule,
-  state_free_scale: jax.typing.ArrayLike = 1.0,
   *,
+  state_free_scale: jax.typing.ArrayLike = 1.0,
   density: float = 0.25,
   update_gap: int = 200,
   projection: str = 'svd',
@@ -567,8 +690,11 @@ def frugal(
   .. math::
     W_{t+1} = W_t (1 - \eta_t \lambda) - \eta_t u_t
 
+  Every argument after ``learning_rate`` is keyword-only.
+
   Args:
-    learning_rate: :math:`\eta`, scalar or schedule (injectable).
+    learning_rate: :math:`\eta`, a finite number > 0 or a schedule
+      (injectable; jax arrays are not checked).
     state_free_scale: See :func:`scale_by_frugal` (injectable).
     density: See :func:`scale_by_frugal` (static).
     update_gap: See :func:`scale_by_frugal` (static).
@@ -577,14 +703,20 @@ def frugal(
     state_free: See :func:`scale_by_frugal`.
     reset_statistics: See :func:`scale_by_frugal`.
     key: See :func:`scale_by_frugal` (static under ``inject_hyperparams``).
-    weight_decay: :math:`\lambda`, decoupled, applied to all leaves
-      (injectable). 0.0 by default as in optax; the official AdamW class
-      defaults to 0.01. For a mask, chain ``optax.add_decayed_weights``
-      yourself.
+    weight_decay: :math:`\lambda` >= 0 (finite) or a schedule, decoupled,
+      applied to all leaves (injectable). 0.0 by default as in optax; the
+      official AdamW class defaults to 0.01. For a mask, chain
+      ``optax.add_decayed_weights`` yourself.
 
   Returns:
     ``optax.chain(scale_by_frugal(...), optax.add_decayed_weights(
     weight_decay), optax.scale_by_learning_rate(learning_rate))``.
+
+  Raises:
+    ValueError: at construction, naming the argument, for a number
+      ``learning_rate`` that is not finite and > 0, a number ``weight_decay``
+      that is not finite and >= 0, or any argument that
+      :func:`scale_by_frugal` refuses.
 
   Examples:
     Drop it into a chain, and keep embeddings on AdamW as the paper does:
@@ -617,9 +749,14 @@ def frugal(
     Optimization by Reducing State Overhead for Scalable Training
     <https://arxiv.org/abs/2411.07837>`_, ICML 2025.
   """
+  checks.check_learning_rate('learning_rate', learning_rate)
+  if not callable(weight_decay):
+    checks.check_hyperparameter(
+      checks.check_nonnegative, 'weight_decay', weight_decay
+    )
   return optax.chain(
     scale_by_frugal(
-      state_free_scale,
+      state_free_scale=state_free_scale,
       density=density,
       update_gap=update_gap,
       projection=projection,

@@ -274,10 +274,13 @@ class CBO:
   def init(self, particles: ArrayLike, key: jax.Array) -> CBOState:
     """Returns the state at ``particles`` (``[N, d]``, sharded if a mesh)."""
     particles = jnp.asarray(particles)
-    if particles.ndim != 2:
+    if particles.ndim != 2 or 0 in particles.shape:
       raise ValueError(
-        f'`particles` must have shape [N, d], got {particles.shape}'
+        '`particles` must have shape [N, d] with N >= 1 particles and '
+        f'd >= 1, got {particles.shape}'
       )
+    checks.check_key('key', key)
+    key = checks.as_key(key)
     if not jnp.issubdtype(particles.dtype, jnp.floating):
       particles = particles.astype(jnp.result_type(float))
     step = jnp.zeros([], jnp.int32)
@@ -351,7 +354,13 @@ class CBO:
     objective: Objective,
     num_steps: int,
   ) -> tuple[CBOState, CBOTrace]:
-    """Runs ``num_steps`` steps from ``particles`` in one ``lax.scan``."""
+    """Runs ``num_steps`` steps from ``particles`` in one ``lax.scan``.
+
+    Raises:
+      ValueError: if ``particles`` is not ``[N, d]`` with ``N, d >= 1``,
+        ``key`` is not a PRNG key or ``num_steps`` is not an int >= 1.
+    """
+    checks.check_int('num_steps', num_steps)
     return solver_lib.run_scan(
       self.step, self.init(particles, key), objective, num_steps=num_steps
     )
@@ -460,8 +469,10 @@ class ConsensusHopping:
   def init(self, x: ArrayLike, key: jax.Array) -> ConsensusHoppingState:
     """Returns the state at the point ``x`` (``[d]``)."""
     x = jnp.asarray(x)
-    if x.ndim != 1:
-      raise ValueError(f'`x` must have shape [d], got {x.shape}')
+    if x.ndim != 1 or x.shape[0] == 0:
+      raise ValueError(f'`x` must have shape [d] with d >= 1, got {x.shape}')
+    checks.check_key('key', key)
+    key = checks.as_key(key)
     if not jnp.issubdtype(x.dtype, jnp.floating):
       x = x.astype(jnp.result_type(float))
     step = jnp.zeros([], jnp.int32)
@@ -519,7 +530,13 @@ class ConsensusHopping:
     objective: Objective,
     num_steps: int,
   ) -> tuple[ConsensusHoppingState, ConsensusHoppingTrace]:
-    """Runs ``num_steps`` steps from ``x`` in one ``lax.scan``."""
+    """Runs ``num_steps`` steps from ``x`` in one ``lax.scan``.
+
+    Raises:
+      ValueError: if ``x`` is not ``[d]`` with ``d >= 1``, ``key`` is not a
+        PRNG key or ``num_steps`` is not an int >= 1.
+    """
+    checks.check_int('num_steps', num_steps)
     return solver_lib.run_scan(
       self.step, self.init(x, key), objective, num_steps=num_steps
     )

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.sharding import PartitionSpec as P
 
 from jaxopt_papers.core import compress, parallel
 from jaxopt_papers.data import quadratics
@@ -464,3 +465,425 @@ def test_mesh_and_problem_shape_errors(num_devices):
     solver.step(state, {})
   with pytest.raises(ValueError, match='`x0`'):
     solver.init({}, jax.random.key(0))
+
+
+# ---------------------------------------------- the optax transform (econtrol)
+
+TX_STEPS = 25
+# rand_k: a stochastic compressor, so the transform must draw the solver's
+# keys; top_k: the card's compressor.
+TX_CASES = [
+  ('econtrol', 'rand_k'),
+  ('econtrol', 'top_k'),
+  ('ef21', 'rand_k'),
+  ('ef21', 'top_k'),
+  ('ef14', 'rand_k'),
+  ('naive', 'rand_k'),
+  ('uncompressed', 'top_k'),
+]
+
+
+def _compressor(name):
+  return {'rand_k': compress.rand_k(2), 'top_k': compress.top_k(2)}[name]
+
+
+def _solver_xs(p, key, steps, n=N, **kw):
+  """The solver's iterates x_1..x_steps (exact gradients, sigma = 0)."""
+  solver = ec.EControl(num_workers=n, **kw, **LS)
+
+  def body(state, _):
+    new, _ = solver.step(state, p.worker_data)
+    return new, new.x
+
+  state0 = solver.init(jnp.zeros([D], jnp.float64), key)
+  state, xs = jax.jit(lambda s: jax.lax.scan(body, s, None, length=steps))(
+    state0
+  )
+  return np.asarray(xs), state
+
+
+def _vmap_xs(tx, worker_data, steps, grad_fn=quadratics.worker_grad):
+  """The transform under jax.vmap over the workers, stacked states."""
+  n = jax.tree.leaves(worker_data)[0].shape[0]
+
+  def step(x, state, data):  # one worker: its local gradient
+    u, state = tx.update(grad_fn(x, data), state, x)
+    return optax.apply_updates(x, u), state
+
+  def run(x0):
+    state0 = jax.vmap(tx.init, axis_name='workers')(x0)
+
+    def body(carry, _):
+      carry = jax.vmap(step, axis_name='workers')(*carry, worker_data)
+      return carry, carry[0]
+
+    return jax.lax.scan(body, (x0, state0), None, length=steps)
+
+  (_, state), xs = jax.jit(run)(jnp.zeros([n, D], jnp.float64))
+  return np.asarray(xs), state  # xs: [steps, n, D]
+
+
+@pytest.mark.parametrize('method, comp', TX_CASES)
+def test_transform_under_vmap_equals_solver(method, comp):
+  """econtrol(...) in a vmap data-parallel step gives the solver's x_t."""
+  kw = dict(method=method, eta=0.3, compressor=_compressor(comp))
+  with jax.enable_x64(True):
+    p, key = _problem(4), jax.random.key(6)
+    ref, ref_state = _solver_xs(p, key, TX_STEPS, step_size=0.2, **kw)
+    tx = ec.econtrol(0.2, axis_name='workers', key=key, **kw)
+    xs, state = _vmap_xs(tx, p.worker_data, TX_STEPS)
+  for i in range(N):  # every worker holds the solver's iterate
+    np.testing.assert_allclose(xs[:, i], ref, rtol=1e-12, atol=1e-14)
+  tx_state = state[0]  # chain: (ScaleByEControlState, scale state)
+  np.testing.assert_allclose(tx_state.e, ref_state.e, rtol=1e-12, atol=1e-14)
+  np.testing.assert_allclose(
+    tx_state.h_local, ref_state.h_local, rtol=1e-12, atol=1e-14
+  )
+  for i in range(N):
+    np.testing.assert_allclose(tx_state.h[i], ref_state.h, atol=1e-14)
+  np.testing.assert_array_equal(tx_state.count, TX_STEPS)
+  assert np.abs(ref[-1] - ref[0]).max() > 0.1  # the run moves
+
+
+@pytest.mark.parametrize('method', ['econtrol', 'ef21'])
+def test_transform_in_shard_map_replicated_params(method, num_devices):
+  """The data-parallel step of the module docstring on 4 CPU devices.
+
+  ``check_vma=True`` ``shard_map``, params replicated (``P()``), state built
+  inside, the local gradient of ``worker_loss`` taken at ``pcast(params)``.
+  """
+  assert num_devices == N
+  mesh = jax.make_mesh((N,), ('workers',))
+  with jax.enable_x64(True):
+    p, key = _problem(4), jax.random.key(6)
+    kw = dict(method=method, eta=0.3, compressor=compress.rand_k(2))
+    ref, ref_state = _solver_xs(p, key, TX_STEPS, step_size=0.2, **kw)
+    tx = ec.econtrol(0.2, axis_name='workers', key=key, **kw)
+
+    def run(data):  # one device = one worker
+      data = jax.tree.map(lambda a: a[0], data)
+      x0 = jnp.zeros([D], jnp.float64)
+
+      def body(carry, _):
+        x, state = carry
+        local = jax.lax.pcast(x, ('workers',), to='varying')
+        grads = jax.grad(quadratics.worker_loss)(local, data)
+        u, state = tx.update(grads, state, x)
+        x = optax.apply_updates(x, u)
+        return (x, state), x
+
+      (_, state), xs = jax.lax.scan(
+        body, (x0, tx.init(x0)), None, length=TX_STEPS
+      )
+      return xs, state[0].e[None]
+
+    data = parallel.place(p.worker_data, mesh, P('workers'))
+    xs, e = jax.jit(
+      jax.shard_map(
+        run, mesh=mesh, in_specs=P('workers'), out_specs=(P(), P('workers'))
+      )
+    )(data)
+    xs, e = jax.device_get((xs, e))
+  np.testing.assert_allclose(xs, ref, rtol=1e-10, atol=1e-12)
+  np.testing.assert_allclose(e, ref_state.e, rtol=1e-9, atol=1e-12)
+
+
+def test_transform_in_shard_map_stacked_states(num_devices):
+  """Stacked per-worker params and states, every input ``P('workers')``."""
+  mesh = jax.make_mesh((N,), ('workers',))
+  kw = dict(method='econtrol', eta=0.3, compressor=compress.rand_k(2))
+  with jax.enable_x64(True):
+    p, key = _problem(4), jax.random.key(6)
+    ref, _ = _solver_xs(p, key, TX_STEPS, step_size=0.2, **kw)
+    tx = ec.econtrol(0.2, axis_name='workers', key=key, **kw)
+    vm, _ = _vmap_xs(tx, p.worker_data, TX_STEPS)
+
+    def step(x, state, data):  # blocks of one worker: leading axis 1
+      x, state, data = jax.tree.map(lambda a: a[0], (x, state, data))
+      u, state = tx.update(quadratics.worker_grad(x, data), state, x)
+      x = optax.apply_updates(x, u)
+      return jax.tree.map(lambda a: a[None], (x, state))
+
+    sharded = jax.jit(
+      jax.shard_map(
+        step, mesh=mesh, in_specs=P('workers'), out_specs=P('workers')
+      )
+    )
+    x = jnp.zeros([N, D], jnp.float64)
+    state = jax.vmap(tx.init)(x)  # init outside any map, stacked
+    x, state, data = parallel.place(
+      (x, state, p.worker_data), mesh, P('workers')
+    )
+    xs = []
+    for _ in range(TX_STEPS):
+      x, state = sharded(x, state, data)
+      xs.append(np.asarray(jax.device_get(x)))
+  xs = np.stack(xs)
+  np.testing.assert_allclose(xs, vm, rtol=1e-12, atol=1e-14)
+  for i in range(N):
+    np.testing.assert_allclose(xs[:, i], ref, rtol=1e-12, atol=1e-14)
+
+
+def test_transform_one_worker_without_axis_name():
+  """axis_name=None is one worker: the solver with num_workers=1."""
+  kw = dict(method='econtrol', eta=0.3, compressor=compress.rand_k(2))
+  with jax.enable_x64(True):
+    p, key = _problem(4), jax.random.key(6)
+    p1 = quadratics.LeastSquaresProblem(p.a[:1], p.b[:1], p.x_star)
+    ref, _ = _solver_xs(p1, key, TX_STEPS, n=1, step_size=0.2, **kw)
+    tx = ec.econtrol(0.2, key=key, **kw)
+    data = (p.a[0], p.b[0])
+
+    def body(carry, _):
+      x, state = carry
+      u, state = tx.update(quadratics.worker_grad(x, data), state, x)
+      x = optax.apply_updates(x, u)
+      return (x, state), x
+
+    x0 = jnp.zeros([D], jnp.float64)
+    _, xs = jax.jit(
+      lambda: jax.lax.scan(body, (x0, tx.init(x0)), None, length=TX_STEPS)
+    )()
+  np.testing.assert_allclose(xs, ref, rtol=1e-12, atol=1e-14)
+
+
+def _clipped_grad(params, data, key=None, max_norm=0.5):
+  g = quadratics.worker_grad(params, data, key)
+  return optax.clip_by_global_norm(max_norm).update(g, None)[0]
+
+
+def test_transform_chains_after_clipping():
+  """chain(clip_by_global_norm, econtrol) = the solver on clipped grads."""
+  kw = dict(method='econtrol', eta=0.3, compressor=compress.top_k(2))
+  with jax.enable_x64(True):
+    p, key = _problem(4), jax.random.key(6)
+    solver = ec.EControl(
+      num_workers=N,
+      step_size=0.2,
+      grad_fn=_clipped_grad,
+      loss_fn=quadratics.worker_loss,
+      **kw,
+    )
+    _, trace = jax.jit(solver.run, static_argnums=3)(
+      jnp.zeros([D], jnp.float64), key, p.worker_data, TX_STEPS
+    )
+    tx = optax.chain(
+      optax.clip_by_global_norm(0.5),
+      ec.econtrol(0.2, axis_name='workers', key=key, **kw),
+    )
+    xs, _ = _vmap_xs(tx, p.worker_data, TX_STEPS)
+    loss = jax.vmap(lambda x: quadratics.loss(p, x))(jnp.asarray(xs[:-1, 0]))
+    # Unclipped, the run differs: the clipping is active.
+    plain, _ = _vmap_xs(
+      ec.econtrol(0.2, axis_name='workers', key=key, **kw),
+      p.worker_data,
+      TX_STEPS,
+    )
+  np.testing.assert_allclose(loss, trace.loss[1:], rtol=1e-12)
+  assert np.abs(plain - xs).max() > 1e-3
+
+
+def test_transform_inject_hyperparams_equals_plain():
+  kw = dict(method='econtrol', compressor=compress.rand_k(2))
+  with jax.enable_x64(True):
+    p, key = _problem(4), jax.random.key(6)
+    plain = ec.econtrol(0.2, eta=0.3, axis_name='workers', key=key, **kw)
+    injected = optax.inject_hyperparams(
+      ec.econtrol, static_args=('compressor', 'method', 'axis_name', 'key')
+    )(learning_rate=0.2, eta=0.3, axis_name='workers', key=key, **kw)
+    scheduled = optax.inject_hyperparams(
+      ec.econtrol, static_args=('compressor', 'method', 'axis_name', 'key')
+    )(
+      learning_rate=optax.constant_schedule(0.2),
+      eta=0.3,
+      axis_name='workers',
+      key=key,
+      **kw,
+    )
+    xs, _ = _vmap_xs(plain, p.worker_data, TX_STEPS)
+    xs_inj, state = _vmap_xs(injected, p.worker_data, TX_STEPS)
+    xs_sch, _ = _vmap_xs(scheduled, p.worker_data, TX_STEPS)
+  np.testing.assert_allclose(xs_inj, xs, rtol=1e-14, atol=1e-15)
+  np.testing.assert_allclose(xs_sch, xs, rtol=1e-14, atol=1e-15)
+  np.testing.assert_allclose(state.hyperparams['eta'], 0.3)
+  # eta is live: another value gives another run.
+  with jax.enable_x64(True):
+    other = optax.inject_hyperparams(
+      ec.econtrol, static_args=('compressor', 'method', 'axis_name', 'key')
+    )(learning_rate=0.2, eta=0.05, axis_name='workers', key=key, **kw)
+    xs_other, _ = _vmap_xs(other, p.worker_data, TX_STEPS)
+  assert np.abs(xs_other - xs).max() > 1e-6
+
+
+def test_transform_pytree_params_empty_and_int_seed():
+  """Params pytrees (None subtrees), empty pytrees, an int or typed key."""
+  params = {'w': jnp.ones((2, 3)), 'b': jnp.zeros([]), 'skip': None}
+  grads = {'w': jnp.arange(6.0).reshape(2, 3), 'b': jnp.ones([]), 'skip': None}
+  tx = ec.econtrol(0.1, compressor=compress.top_k(2), key=3)
+  state = tx.init(params)
+  assert state[0].e.shape == (7,)
+  u, state = jax.jit(tx.update)(grads, state, params)  # step 0: -0.1 g
+  assert u['skip'] is None and u['w'].shape == (2, 3)
+  np.testing.assert_allclose(u['w'], -0.1 * grads['w'], rtol=1e-6)
+  u2, _ = jax.jit(tx.update)(grads, state, params)
+  np.testing.assert_allclose(u2['w'], -0.1 * grads['w'], rtol=1e-6)
+  typed = ec.econtrol(0.1, key=jax.random.key(3)).init(params)
+  assert jax.random.key_data(typed[0].key).tolist() == (
+    jax.random.key_data(state[0].key).tolist()
+  )
+  empty = ec.econtrol(0.1)
+  u, s = empty.update({}, empty.init({}))
+  assert u == {} and int(s[0].count) == 1
+
+
+@pytest.mark.parametrize(
+  'kwargs, name',
+  [
+    ({'learning_rate': 0.0}, 'learning_rate'),
+    ({'learning_rate': -0.1}, 'learning_rate'),
+    ({'learning_rate': float('nan')}, 'learning_rate'),
+    ({'learning_rate': float('inf')}, 'learning_rate'),
+    ({'eta': 1.5}, 'eta'),
+    ({'eta': -0.1}, 'eta'),
+    ({'eta': float('nan')}, 'eta'),
+    ({'eta': np.array(2.0)}, 'eta'),
+    ({'method': 'ef22'}, 'method'),
+    ({'method': 'gd'}, 'method'),
+    ({'compressor': 'top_k'}, 'compressor'),
+    ({'compressor': None}, 'compressor'),
+    ({'axis_name': ''}, 'axis_name'),
+    ({'axis_name': 3}, 'axis_name'),
+    ({'key': 'seed'}, 'key'),
+    ({'key': 1.5}, 'key'),
+  ],
+)
+def test_transform_bad_arguments_raise(kwargs, name):
+  kw = {'learning_rate': 0.1, **kwargs}
+  with pytest.raises(ValueError, match=f'`{name}`'):
+    ec.econtrol(**kw)
+  if name != 'learning_rate':
+    kw.pop('learning_rate')
+    compressor = kw.pop('compressor', compress.top_k(1))
+    with pytest.raises(ValueError, match=f'`{name}`'):
+      ec.scale_by_econtrol(compressor, **kw)
+
+
+@pytest.mark.parametrize(
+  'key',
+  [
+    jax.random.split(jax.random.key(0), 2),  # a batch of keys
+    np.zeros(3, np.uint32),
+    jnp.zeros(2, jnp.float32),
+    True,
+  ],
+)
+def test_transform_bad_keys_raise(key):
+  with pytest.raises(ValueError, match='`key`'):
+    ec.econtrol(0.1, key=key)
+
+
+def test_transform_raw_key_is_the_typed_key():
+  raw = ec.econtrol(0.1, key=jax.random.PRNGKey(3)).init(jnp.ones(2))[0].key
+  typed = ec.econtrol(0.1, key=jax.random.key(3)).init(jnp.ones(2))[0].key
+  np.testing.assert_array_equal(
+    jax.random.key_data(raw), jax.random.key_data(typed)
+  )
+
+
+def test_transform_bad_params_updates_and_arrays_raise():
+  with pytest.raises(ValueError, match='`learning_rate`'):
+    ec.econtrol(jnp.asarray(-0.1))  # a concrete array is checked
+  with pytest.raises(ValueError, match='`eta`'):
+    ec.scale_by_econtrol(eta=jnp.asarray(1.5))
+  tx = ec.econtrol(0.1)
+  with pytest.raises(ValueError, match='`params`'):
+    tx.init(jnp.ones(3, jnp.complex64))
+  state = tx.init(jnp.ones(3))
+  with pytest.raises(ValueError, match='`updates`'):
+    tx.update(jnp.ones(4), state)
+  # Injected (array) hyperparameters are taken as they are.
+  ec.econtrol(jnp.asarray(0.1), eta=jnp.asarray(0.2), key=jnp.asarray(1))
+
+
+@pytest.mark.parametrize('mode', ['vmap', 'shard_map'])
+def test_transform_skip_nonfinite_is_one_decision_for_all_workers(
+  mode, num_devices
+):
+  """A NaN gradient on worker 0 only: every worker skips that update.
+
+  With ``skip_nonfinite=True`` the skipped update leaves every state as it
+  was (``count`` too), so five updates with the third poisoned equal four
+  clean ones, on every worker, under vmap and under shard_map.
+  """
+  kw = dict(method='econtrol', eta=0.3, compressor=compress.rand_k(2))
+  with jax.enable_x64(True):
+    p, key = _problem(4), jax.random.key(6)
+    tx = ec.econtrol(
+      0.2, axis_name='workers', key=key, skip_nonfinite=True, **kw
+    )
+
+    def worker(x, data, poisons):  # one worker's whole run
+      def body(carry, poison):
+        x, state = carry
+        g = quadratics.worker_grad(x, data)
+        bad = poison & (jax.lax.axis_index('workers') == 0)
+        g = jnp.where(bad, jnp.nan, g)
+        u, state = tx.update(g, state, x)
+        return (optax.apply_updates(x, u), state), None
+
+      return jax.lax.scan(body, (x, tx.init(x)), poisons)[0]
+
+    if mode == 'vmap':
+      run = jax.vmap(worker, axis_name='workers', in_axes=(0, 0, None))
+    else:
+      mesh = jax.make_mesh((N,), ('workers',))
+
+      def block(x, data, poisons):  # a block of one worker
+        out = worker(x[0], jax.tree.map(lambda a: a[0], data), poisons)
+        return jax.tree.map(lambda a: a[None], out)
+
+      run = jax.shard_map(
+        block,
+        mesh=mesh,
+        in_specs=(P('workers'), P('workers'), P()),
+        out_specs=P('workers'),
+      )
+    x0, data = jnp.zeros([N, D], jnp.float64), p.worker_data
+    if mode == 'shard_map':
+      x0, data = parallel.place((x0, data), mesh, P('workers'))
+    # Typed keys (unchanged by construction) are left out of the comparison.
+    numeric = lambda out: jax.device_get(
+      [
+        x
+        for x in jax.tree.leaves(out)
+        if not jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+      ]
+    )
+    run = jax.jit(run)
+    poisoned = numeric(run(x0, data, jnp.array([0, 0, 1, 0, 0], bool)))
+    clean = numeric(run(x0, data, jnp.zeros([4], bool)))
+  for a, b in zip(poisoned, clean, strict=True):
+    if np.issubdtype(a.dtype, np.inexact):
+      assert np.all(np.isfinite(a))
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+  x = poisoned[0]
+  np.testing.assert_allclose(x, np.broadcast_to(x[0], x.shape), atol=1e-14)
+
+
+def test_transform_without_skip_lets_a_nan_through():
+  """The same poisoned run without ``skip_nonfinite`` goes non-finite (the
+  test above is not vacuous)."""
+  with jax.enable_x64(True):
+    p, key = _problem(4), jax.random.key(6)
+    tx = ec.econtrol(0.2, axis_name='workers', key=key)
+
+    def worker(x, data):
+      g = quadratics.worker_grad(x, data)
+      g = jnp.where(jax.lax.axis_index('workers') == 0, jnp.nan, g)
+      u, _ = tx.update(g, tx.init(x), x)
+      return optax.apply_updates(x, u)
+
+    x = jax.vmap(worker, axis_name='workers')(
+      jnp.zeros([N, D], jnp.float64), p.worker_data
+    )
+  assert not np.all(np.isfinite(np.asarray(x)))

@@ -178,7 +178,13 @@ def test_warmup_matches_numpy_adam(rng):
   p0 = rng.standard_normal(d)
   with jax.enable_x64(True):
     tx = ob.onebit_adam(
-      lr, b1, b2, eps, wd, freeze_step=steps, axis_name='data'
+      lr,
+      b1=b1,
+      b2=b2,
+      eps=eps,
+      weight_decay=wd,
+      freeze_step=steps,
+      axis_name='data',
     )
     got = _run_workers(tx, jnp.asarray(p0), jnp.asarray(grads))
   ref = _np_adam(grads, b1, b2, eps, lr, wd, p0)
@@ -186,30 +192,86 @@ def test_warmup_matches_numpy_adam(rng):
     np.testing.assert_allclose(np.asarray(got[i]), np.stack(ref), rtol=1e-9)
 
 
-def test_compressed_stage_matches_numpy(rng):
+def _np_padded(size, n):
+  """DeepSpeed's OnebitAdam: `divider` (__init__), `corrected_tensor_size`."""
+  divider = int(n * 8 / np.gcd(n, 8))
+  corrected = size
+  if size % (n * divider) != 0:
+    corrected += (n * divider) - (size % (n * divider))
+  return corrected
+
+
+@pytest.mark.parametrize('n', [1, 2, 3, 4, 5, 6, 8])
+def test_padded_size_is_deepspeeds(n):
+  for size in [0, 1, 3, 7, 8, 13, 24, 37, 64, 100, 1000, 4097]:
+    assert ob.padded_size(size, n) == _np_padded(size, n), size
+  # 8n only where lcm(n, 8) = 8.
+  assert (ob.padded_size(1, n) == 8 * n) == (n in (1, 2, 4, 8))
+
+
+@pytest.mark.parametrize('n', [1, 2, 3, 4, 5, 6, 8])
+def test_compressed_allreduce_any_worker_count(n, rng):
+  size = 29
+  padded = _np_padded(size, n)
+  xs = rng.standard_normal((n, size))
+  we = 0.1 * rng.standard_normal((n, padded))
+  se = 0.1 * rng.standard_normal((n, padded // n))
+  with jax.enable_x64(True):
+    out, w, s = jax.vmap(
+      lambda x, w, s: ob.compressed_allreduce(x, w, s, axis_name='data'),
+      axis_name='data',
+    )(xs, we, se)
+  ref, ref_we, ref_se = _np_allreduce(list(xs), list(we), list(se))
+  for i in range(n):
+    np.testing.assert_allclose(np.asarray(out[i]), ref, rtol=1e-12)
+  np.testing.assert_allclose(np.asarray(w), np.stack(ref_we), atol=1e-12)
+  np.testing.assert_allclose(np.asarray(s), np.stack(ref_se), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+  'n, masked',
+  [(1, False), (2, False), (3, False), (3, True), (4, True)]
+  + [(5, False), (6, False), (8, False)],
+)
+def test_compressed_stage_matches_numpy(n, masked, rng):
   # Warm-up 2 steps, then 3 compressed steps, float64 vs a transcription of
-  # DeepSpeed's OnebitAdam.step (without its dummy first step).
+  # DeepSpeed's OnebitAdam.step (without its dummy first step): its padding
+  # for n workers, no compression at world size 1, exp_avg_mask.
   steps, d, fs = 5, 13, 2
   b1, b2, eps, lr = 0.9, 0.99, 1e-8, 0.01
-  grads = rng.standard_normal((steps, N, d))
+  grads = rng.standard_normal((steps, n, d))
   p0 = rng.standard_normal(d)
+  mask = (np.arange(d) % 3 != 0).astype(np.float64) if masked else None
   with jax.enable_x64(True):
-    tx = ob.onebit_adam(lr, b1, b2, eps, freeze_step=fs, axis_name='data')
+    tx = ob.onebit_adam(
+      lr,
+      b1=b1,
+      b2=b2,
+      eps=eps,
+      freeze_step=fs,
+      axis_name='data',
+      momentum_mask=None if mask is None else jnp.asarray(mask),
+    )
     got = _run_workers(tx, jnp.asarray(p0), jnp.asarray(grads))
-  padded = ob.padded_size(d, N)
+  padded = _np_padded(d, n)
   m, v, p = np.zeros(d), np.zeros(d), p0.copy()
-  we = [np.zeros(padded) for _ in range(N)]
-  se = [np.zeros(padded // N) for _ in range(N)]
+  we = [np.zeros(padded) for _ in range(n)]
+  se = [np.zeros(padded // n) for _ in range(n)]
   for t in range(steps):
     if t < fs:
       g = grads[t].mean(0)
       m = b1 * m + (1 - b1) * g
       v = b2 * v + (1 - b2) * g * g
     else:
-      local = [b1 * m + (1 - b1) * grads[t, i] for i in range(N)]
-      m, we, se = _np_allreduce(local, we, se)
+      local = [b1 * m + (1 - b1) * grads[t, i] for i in range(n)]
+      if n > 1:
+        m, we, se = _np_allreduce(local, we, se)
+      else:
+        m = local[0]
+      if mask is not None:
+        m = m * mask
     p = p - lr * m / (np.sqrt(v) + eps)
-    for i in range(N):
+    for i in range(n):
       np.testing.assert_allclose(np.asarray(got[i, t]), p, rtol=1e-9)
 
 
@@ -243,23 +305,26 @@ def test_warmup_equals_optax_built_adam_in_float32(rng):
   np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-6)
 
 
-def test_single_worker_compresses():
-  # Without axis_name: one worker, warm-up = Adam, then 1-bit momentum.
+def test_single_worker_does_not_compress():
+  # DeepSpeed skips compression at world size 1: the compression stage is
+  # Adam's momentum with the variance frozen, and no error buffers.
   tx = ob.scale_by_onebit_adam(freeze_step=1)
   params = jnp.arange(10.0) - 4.5
   state = tx.init(params)
-  assert state.worker_error.shape == (16,)  # padded to 8 * 1
-  assert state.server_error.shape == (16,)
+  assert state.worker_error.shape == state.server_error.shape == (1,)
   u0, state = tx.update(params, state)
   np.testing.assert_allclose(
     u0, 0.1 * params / (np.sqrt(0.001) * np.abs(params) + 1e-8), rtol=1e-5
   )
-  _, state2 = tx.update(params, state)
-  # The momentum after the compressed step takes 2 magnitudes per leaf at
-  # most (one server scale), and v is frozen.
-  assert len(np.unique(np.abs(np.asarray(state2.mu)))) == 1
+  g = params**3
+  u1, state2 = tx.update(g, state)
+  m = 0.9 * state.mu + 0.1 * g
+  np.testing.assert_allclose(state2.mu, m, rtol=1e-6)
+  np.testing.assert_allclose(u1, m / (np.sqrt(state.nu) + 1e-8), rtol=1e-6)
   np.testing.assert_array_equal(state2.nu, state.nu)
-  assert np.any(np.asarray(state2.worker_error) != 0)
+  assert not state2.worker_error.any() and not state2.server_error.any()
+  assert ob.bytes_per_step(params, 1, stage='compressed') == 0
+  assert ob.compressed_bytes_formula(params, 1) == 0
 
 
 def test_bytes_per_step_counted():
@@ -334,3 +399,382 @@ def test_init_outside_map_needs_num_workers():
 def test_docstrings():
   failed, _ = doctest.testmod(ob, optionflags=doctest.ELLIPSIS)
   assert failed == 0
+
+
+# -- Zero variance, momentum mask, bias correction. ---------------------------
+
+
+def _embedding_run(tx, workers=None, steps=7):
+  emb = jnp.ones((6, 3))
+  loss = lambda e: jnp.sum((e[:3] - 2.0) ** 2)
+
+  def run(emb):
+    def body(c, _):
+      e, s = c
+      u, s = tx.update(jax.grad(loss)(e), s, e)
+      return (optax.apply_updates(e, u), s), None
+
+    return jax.lax.scan(body, (emb, tx.init(emb)), None, length=steps)[0]
+
+  if workers is None:
+    return jax.jit(run)(emb)
+  stacked = jnp.broadcast_to(emb, (workers, *emb.shape))
+  return jax.jit(jax.vmap(run, axis_name='data'))(stacked)
+
+
+def test_zero_variance_rows_do_not_move():
+  # The issue's reproducer: rows 3..5 get no gradient during warm-up.
+  emb = jnp.ones((6, 3))
+  loss = lambda e: jnp.sum((e[:3] - 2.0) ** 2)
+  tx = ob.onebit_adam(1e-3, freeze_step=5)
+  s = tx.init(emb)
+  for _ in range(7):
+    u, s = tx.update(jax.grad(loss)(emb), s, emb)
+    emb = optax.apply_updates(emb, u)
+  np.testing.assert_array_equal(emb[3:], 1.0)
+  assert np.all(np.asarray(emb[:3]) > 1.0)
+  # 4 workers (compression): DeepSpeed's behaviour throws the unused rows by
+  # scale / eps; the default mask keeps them where they are.
+  e, _ = _embedding_run(
+    ob.onebit_adam(1e-3, freeze_step=5, axis_name='data'), 4
+  )
+  np.testing.assert_array_equal(e[:, 3:], 1.0)
+  assert np.all(np.asarray(e[:, :3]) > 1.0)
+  e, _ = _embedding_run(
+    ob.onebit_adam(
+      1e-3, freeze_step=5, axis_name='data', mask_zero_variance=False
+    ),
+    4,
+  )
+  assert np.all(np.abs(np.asarray(e[:, 3:]) - 1.0) > 100.0)
+
+
+def test_momentum_mask_pytree_and_function_agree():
+  params = {'emb': jnp.ones((6, 3)), 'b': jnp.zeros(2)}
+  mask = {'emb': (jnp.arange(6) < 2)[:, None], 'b': jnp.ones(())}
+  g = {'emb': jnp.linspace(-1.0, 1.0, 18).reshape(6, 3), 'b': jnp.ones(2)}
+  g = jax.tree.map(lambda x: jnp.stack([x * (i + 1) for i in range(4)]), g)
+
+  def run(m):
+    tx = ob.scale_by_onebit_adam(
+      freeze_step=1, axis_name='data', momentum_mask=m
+    )
+
+    def f(p, g):  # local gradients
+      def body(s, _):
+        u, s = tx.update(g, s)
+        return s, u
+
+      # The second update is compressed: masked after the all-reduce.
+      s, u = jax.lax.scan(body, tx.init(p), None, length=2)
+      return jax.tree.map(lambda x: x[-1], u), s
+
+    stacked = jax.tree.map(lambda x: jnp.stack([x] * 4), params)
+    return jax.jit(jax.vmap(f, axis_name='data'))(stacked, g)
+
+  u, s = run(mask)
+  u2, s2 = run(lambda grads: mask)
+  chex_equal = jax.tree.map(np.testing.assert_array_equal, (u, s), (u2, s2))
+  del chex_equal
+  np.testing.assert_array_equal(s.mu['emb'][:, 2:], 0.0)
+  np.testing.assert_array_equal(u['emb'][:, 2:], 0.0)
+  assert np.all(np.asarray(u['emb'][:, :2]) != 0.0)
+  u3, _ = run(None)
+  assert np.all(np.asarray(u3['emb'][:, 2:]) != 0.0)
+
+
+def test_momentum_mask_checked():
+  params = {'a': jnp.ones((4, 3))}
+  with pytest.raises(ValueError, match='momentum_mask'):
+    ob.onebit_adam(momentum_mask=1.0)
+  with pytest.raises(ValueError, match='momentum_mask'):
+    ob.onebit_adam(momentum_mask={'b': jnp.ones(3)}).init(params)
+  with pytest.raises(ValueError, match='momentum_mask'):
+    ob.onebit_adam(momentum_mask={'a': jnp.ones(4)}).init(params)
+  ob.onebit_adam(momentum_mask={'a': jnp.ones((4, 1))}).init(params)
+
+
+@pytest.mark.parametrize('eps_root', [None, 0.0, 1e-6])
+def test_bias_corrected_warmup_bit_identical_to_optax_adam(eps_root, rng):
+  # Every update before freeze_step equals optax.adam's exactly (one worker
+  # and, with pmean'd gradients, four).
+  lr, b1, b2, eps, steps = 1e-2, 0.8, 0.95, 1e-6, 6
+  kw = {} if eps_root is None else {'eps_root': eps_root}
+  ours = ob.onebit_adam(
+    lr, b1=b1, b2=b2, eps=eps, freeze_step=steps, bias_correction=True, **kw
+  )
+  ref = optax.adam(lr, b1, b2, eps, **kw)
+  grads = jnp.asarray(rng.standard_normal((steps, 5, 3)), jnp.float32)
+  p0 = jnp.asarray(rng.standard_normal((5, 3)), jnp.float32)
+
+  def updates(tx):
+    def body(c, g):
+      p, s = c
+      u, s = tx.update(g, s, p)
+      return (optax.apply_updates(p, u), s), u
+
+    return jax.jit(lambda p: jax.lax.scan(body, (p, tx.init(p)), grads)[1])(p0)
+
+  np.testing.assert_array_equal(updates(ours), updates(ref))
+  # After freeze_step the variance and its correction are frozen.
+  more = ob.onebit_adam(
+    lr, b1=b1, b2=b2, eps=eps, freeze_step=2, bias_correction=True, **kw
+  )
+  assert np.all(np.isfinite(np.asarray(updates(more))))
+
+
+def test_default_warmup_bit_identical_to_deepspeed_adam(rng):
+  # Default (DeepSpeed): no bias correction; exactly Adam written with
+  # optax.tree helpers, one worker.
+  steps = 6
+  grads = jnp.asarray(rng.standard_normal((steps, 7)), jnp.float32)
+  p0 = jnp.asarray(rng.standard_normal(7), jnp.float32)
+
+  def ref_update(g, s, p=None):
+    mu = optax.tree.update_moment(g, s.mu, 0.9, 1)
+    nu = optax.tree.update_moment_per_elem_norm(g, s.nu, 0.999, 2)
+    u = mu / (jnp.sqrt(nu) + 1e-8)
+    return u, optax.ScaleByAdamState(optax.safe_increment(s.count), mu, nu)
+
+  ref = optax.chain(
+    optax.GradientTransformation(
+      lambda p: optax.ScaleByAdamState(
+        jnp.zeros([], jnp.int32), jnp.zeros_like(p), jnp.zeros_like(p)
+      ),
+      ref_update,
+    ),
+    optax.scale_by_learning_rate(1e-2),
+  )
+
+  def updates(tx):
+    def body(c, g):
+      p, s = c
+      u, s = tx.update(g, s, p)
+      return (optax.apply_updates(p, u), s), u
+
+    return jax.jit(lambda p: jax.lax.scan(body, (p, tx.init(p)), grads)[1])(p0)
+
+  got = updates(ob.onebit_adam(1e-2, freeze_step=steps))
+  np.testing.assert_array_equal(got, updates(ref))
+
+
+# -- Rosenbrock (optax's alias_test target). ----------------------------------
+
+
+def _rosenbrock(tx, steps, workers=None):
+  def obj(p):
+    return (1.0 - p[0]) ** 2 + 100.0 * (p[1] - p[0] ** 2) ** 2
+
+  def run(p):
+    def body(c, _):
+      p, s = c
+      u, s = tx.update(jax.grad(obj)(p), s, p)
+      return (optax.apply_updates(p, u), s), None
+
+    return jax.lax.scan(body, (p, tx.init(p)), None, length=steps)[0]
+
+  if workers is None:
+    return jax.jit(run)(jnp.zeros(2))
+  return jax.jit(jax.vmap(run, axis_name='data'))(jnp.zeros((workers, 2)))
+
+
+def test_rosenbrock_10000_steps_single_worker():
+  # optax's setup (start (0, 0), a = 1, b = 100), the contract's
+  # hyperparameters, variance frozen at step 20: no compression with one
+  # worker (DeepSpeed), so the frozen-variance Adam converges and stays.
+  tx = ob.onebit_adam(0.1, b2=0.99, freeze_step=20)
+  p, (s, *_) = _rosenbrock(tx, 10_000)
+  np.testing.assert_allclose(p, [1.0, 1.0], atol=3e-2)
+  assert int(s.nonfinite) == 0 and int(s.count) == 10_000
+
+
+def test_rosenbrock_multi_worker_divergence_is_flagged():
+  # Documented failure (module docstring): 2 parameters padded to 32 make
+  # DeepSpeed's RMS-scaled sign expansive; with 4 workers at lr 0.1 the run
+  # reaches NaN, and the state says so on every worker. At lr 1e-3 it
+  # converges without a flag.
+  tx = ob.onebit_adam(0.1, b2=0.99, freeze_step=20, axis_name='data')
+  p, (s, *_) = _rosenbrock(tx, 2_000, workers=4)
+  assert not np.all(np.isfinite(np.asarray(p)))
+  assert np.all(np.asarray(s.nonfinite) > 0)
+  tx = ob.onebit_adam(1e-3, freeze_step=20, axis_name='data')
+  p, (s, *_) = _rosenbrock(tx, 10_000, workers=4)
+  np.testing.assert_allclose(p, np.ones((4, 2)), atol=1e-3)
+  np.testing.assert_array_equal(s.nonfinite, 0)
+
+
+# -- Faults: one decision for all workers. ------------------------------------
+
+
+def _fault_grads(rng, steps, bad_step, d=10):
+  g = rng.standard_normal((steps, N, d)).astype(np.float32)
+  g[bad_step, 0, 3] = np.nan  # worker 0 only
+  return jnp.asarray(g)
+
+
+def _scan_workers(tx, grads):
+  def worker(gs):
+    p = jnp.linspace(-1.0, 1.0, gs.shape[-1])
+
+    def body(c, g):
+      p, s = c
+      u, s = tx.update(g, s, p)
+      return (optax.apply_updates(p, u), s), (p, s)
+
+    (p, _), (ps, states) = jax.lax.scan(body, (p, tx.init(p)), gs)
+    return ps, states, p
+
+  return jax.jit(jax.vmap(worker, in_axes=1, axis_name='data'))(grads)
+
+
+@pytest.mark.parametrize('bad_step', [1, 4])  # warm-up, compressed stage
+def test_skip_nonfinite_is_global_under_vmap(bad_step, rng):
+  steps, fs = 7, 3
+  grads = _fault_grads(rng, steps, bad_step)
+  tx = ob.onebit_adam(
+    1e-2,
+    weight_decay=0.1,
+    freeze_step=fs,
+    axis_name='data',
+    skip_nonfinite=True,
+  )
+  ps, states, _ = _scan_workers(tx, grads)
+  s = states[0]
+  # Every worker's params after the bad step equal those before it.
+  np.testing.assert_array_equal(ps[:, bad_step + 1], ps[:, bad_step])
+  assert np.all(np.isfinite(np.asarray(ps)))
+  np.testing.assert_array_equal(s.nonfinite[:, -1], 1)
+  np.testing.assert_array_equal(s.count[:, -1], steps - 1)
+  for leaf in (ps, s.mu, s.nu, s.count, s.nonfinite):
+    np.testing.assert_array_equal(leaf, jnp.broadcast_to(leaf[:1], leaf.shape))
+  # The same as a run without that step (state at the bad step unchanged).
+  clean = jnp.concatenate([grads[:bad_step], grads[bad_step + 1 :]])
+  ps_clean, _, _ = _scan_workers(tx, clean)
+  np.testing.assert_array_equal(ps[:, -1], ps_clean[:, -1])
+  # Without skip_nonfinite the NaN reaches every worker and is counted.
+  tx = ob.onebit_adam(1e-2, freeze_step=fs, axis_name='data')
+  _, states, _ = _scan_workers(tx, grads)
+  np.testing.assert_array_equal(states[0].nonfinite[:, -1], steps - bad_step)
+
+
+def test_apply_if_finite_lets_workers_disagree(rng):
+  # Why skip_nonfinite exists: optax.apply_if_finite decides per worker.
+  grads = _fault_grads(rng, 3, 1)
+  tx = optax.apply_if_finite(
+    ob.onebit_adam(1e-2, freeze_step=5, axis_name='data'), 10
+  )
+  ps, _, _ = _scan_workers(tx, grads)
+  last = np.asarray(ps[:, -1])
+  # Worker 0 skipped; the others averaged its NaN into coordinate 3.
+  assert np.all(np.isfinite(last[0]))
+  assert np.all(np.isnan(last[1:, 3]))
+
+
+@pytest.mark.parametrize('bad_step', [1, 4])
+def test_skip_nonfinite_is_global_under_shard_map(bad_step, rng, num_devices):
+  steps, fs, d = 7, 3, 10
+  grads = _fault_grads(rng, steps, bad_step, d)  # [steps, workers, d]
+  mesh = jax.make_mesh((num_devices,), ('data',))
+  tx = ob.onebit_adam(
+    1e-2, freeze_step=fs, axis_name='data', skip_nonfinite=True
+  )
+
+  def f(gs):  # check_vma: replicated params, local gradients
+    p = jnp.linspace(-1.0, 1.0, d)
+
+    def body(c, g):
+      p, s = c
+      u, s = tx.update(g[0], s, p)
+      return (optax.apply_updates(p, u), s), None
+
+    (p, s), _ = jax.lax.scan(body, (p, tx.init(p)), gs)
+    s = s[0]
+    return p, s.count[None], s.nonfinite[None], s.worker_error[None]
+
+  p, count, nonfinite, we = jax.jit(
+    jax.shard_map(
+      f,
+      mesh=mesh,
+      in_specs=P(None, 'data'),
+      out_specs=(P(), P('data'), P('data'), P('data')),
+    )
+  )(jax.device_put(grads, NamedSharding(mesh, P(None, 'data'))))
+  np.testing.assert_array_equal(jax.device_get(nonfinite), 1)
+  np.testing.assert_array_equal(jax.device_get(count), steps - 1)
+  assert np.all(np.isfinite(jax.device_get(p)))
+  assert np.all(np.isfinite(jax.device_get(we)))
+  _, _, final = _scan_workers(tx, grads)  # the same under vmap
+  np.testing.assert_allclose(jax.device_get(p), final[0], rtol=1e-5, atol=1e-6)
+
+
+# -- Leaves and hyperparameters. ----------------------------------------------
+
+
+def test_complex_and_integer_leaves_refused_at_init():
+  tx = ob.onebit_adam(1e-3)
+  with pytest.raises(ValueError, match=r"complex.*\['z'\]|\['z'\].*complex"):
+    tx.init({'w': jnp.ones(2), 'z': jnp.ones(2, jnp.complex64)})
+  with pytest.raises(ValueError, match=r"\['i'\] has dtype int32"):
+    tx.init({'w': jnp.ones(2), 'i': jnp.arange(3)})
+
+
+def test_python_float_leaf_like_an_array():
+  tx = ob.onebit_adam(1e-2, freeze_step=2)
+
+  def run(params):
+    def body(c, _):
+      p, s = c
+      g = jax.grad(lambda p: (p['f'] - 3.0) ** 2 + jnp.sum(p['w'] ** 2))(p)
+      u, s = tx.update(g, s, p)
+      return (optax.apply_updates(p, u), s), None
+
+    return jax.lax.scan(body, (params, tx.init(params)), None, length=5)[0]
+
+  a, sa = run({'f': 1.0, 'w': jnp.ones(2)})
+  b, sb = run({'f': jnp.float32(1.0), 'w': jnp.ones(2)})
+  np.testing.assert_array_equal(a['f'], b['f'])
+  assert jnp.asarray(a['f']).dtype == jnp.float32
+  assert jax.tree.map(jax.typeof, sa) == jax.tree.map(jax.typeof, sb)
+
+
+@pytest.mark.parametrize(
+  'kwargs, name',
+  [
+    ({'learning_rate': -1e-3}, 'learning_rate'),
+    ({'learning_rate': 0.0}, 'learning_rate'),
+    ({'learning_rate': float('nan')}, 'learning_rate'),
+    ({'learning_rate': float('inf')}, 'learning_rate'),
+    ({'b1': 1.5}, 'b1'),
+    ({'b1': 1.0}, 'b1'),
+    ({'b1': -0.1}, 'b1'),
+    ({'b2': 1.0}, 'b2'),
+    ({'b2': float('nan')}, 'b2'),
+    ({'eps': -1.0}, 'eps'),
+    ({'eps': 0.0}, 'eps'),
+    ({'eps_root': -1.0}, 'eps_root'),
+    ({'weight_decay': -0.1}, 'weight_decay'),
+    ({'bias_correction': 1}, 'bias_correction'),
+    ({'mask_zero_variance': None}, 'mask_zero_variance'),
+    ({'skip_nonfinite': 'yes'}, 'skip_nonfinite'),
+  ],
+)
+def test_bad_numbers(kwargs, name):
+  kwargs = {'learning_rate': 1e-3, **kwargs}
+  with pytest.raises(ValueError, match=f'`{name}`'):
+    ob.onebit_adam(**kwargs)
+
+
+def test_keyword_only_and_injected_arrays():
+  with pytest.raises(TypeError):
+    ob.onebit_adam(1e-3, 0.9)  # pylint: disable=too-many-function-args
+  # Arrays (as inject_hyperparams passes them) and schedules are accepted.
+  ob.onebit_adam(jnp.asarray(1e-3), b1=jnp.asarray(0.9), eps=jnp.asarray(1e-8))
+  ob.onebit_adam(optax.linear_schedule(1e-3, 0.0, 10))
+  tx = optax.inject_hyperparams(ob.onebit_adam, static_args=('freeze_step',))(
+    learning_rate=1e-2, b1=0.8, b2=0.9, eps=1e-6, eps_root=0.0, freeze_step=1
+  )
+  p = jnp.ones(3)
+  s = tx.init(p)
+  u, s = jax.jit(tx.update)(p, s, p)
+  u, s = jax.jit(tx.update)(p, s, p)
+  assert np.all(np.isfinite(np.asarray(u)))

@@ -247,3 +247,163 @@ def test_bad_arguments_raise(kwargs, name):
     fedau.FedAU(num_clients=_C, loss_fn=fd.quadratic_loss, **kwargs)
   with pytest.raises(ValueError, match='cutoff'):
     fedau.scale_by_fedau(cutoff=-1)
+
+
+# ------------------------------------- the transform as optax users use it
+
+
+def _deltas(num=8):
+  key = jax.random.key(3)
+  return {'w': jax.random.normal(key, [num, 3, 2]), 'b': jnp.arange(num) - 3.0}
+
+
+def _round_masks(num=8, rounds=5):
+  base = jnp.asarray([1, 0, 1, 1, 0, 0, 1, 0], bool)[:num]
+  return [jnp.roll(base, t) for t in range(rounds)]
+
+
+def _updates(tx, deltas, masks, state=None):
+  state = tx.init(deltas) if state is None else state
+  update = jax.jit(lambda s, m: tx.update(deltas, s, participated=m))
+  outs = []
+  for mask in masks:
+    out, state = update(state, mask)
+    outs.append(out)
+  return outs, state
+
+
+@pytest.mark.parametrize('static_args', [(), ('cutoff',)])
+def test_inject_hyperparams_equals_plain_and_tree_get_set(static_args):
+  deltas, masks = _deltas(), _round_masks()
+  plain = fedau.fedau(0.5, cutoff=2)
+  injected = optax.inject_hyperparams(fedau.fedau, static_args=static_args)(
+    server_lr=0.5, cutoff=2
+  )
+  want, plain_state = _updates(plain, deltas, masks)
+  got, state = _updates(injected, deltas, masks)
+  for w, g in zip(want, got, strict=True):
+    jax.tree.map(np.testing.assert_array_equal, g, w)
+  np.testing.assert_array_equal(state.inner_state[0], plain_state[0])
+  assert float(optax.tree.get(state, 'server_lr')) == 0.5
+  # Setting the hyperparameter in the state equals the plain rule at 0.25.
+  state = optax.tree.set(state, server_lr=jnp.asarray(0.25))
+  got, _ = _updates(injected, deltas, masks[:1], state)
+  want, _ = _updates(
+    fedau.fedau(0.25, cutoff=2), deltas, masks[:1], plain_state
+  )
+  jax.tree.map(np.testing.assert_array_equal, got[0], want[0])
+  # A concrete injected value is still checked at init.
+  with pytest.raises(ValueError, match='server_lr'):
+    optax.inject_hyperparams(fedau.fedau)(server_lr=-1.0).init(deltas)
+
+
+def test_keyword_only_hyperparameters():
+  with pytest.raises(TypeError):
+    fedau.fedau(0.5, 2)  # cutoff is keyword-only
+  with pytest.raises(TypeError):
+    fedau.scale_by_fedau(2)
+
+
+def test_empty_tree_and_none_subtrees():
+  for tx in (fedau.scale_by_fedau(cutoff=2), fedau.fedau(0.5, cutoff=2)):
+    state = tx.init({})
+    assert jax.tree.leaves(state)[0].shape == (0,)
+    out, new_state = jax.jit(tx.update)({}, state)
+    assert out == {}
+    jax.tree.map(np.testing.assert_array_equal, new_state, state)
+    out, _ = tx.update({}, state, participated=jnp.ones([8], bool))
+    assert out == {}
+  # A None subtree is carried through; the rest is aggregated as without it.
+  deltas, masks = _deltas(), _round_masks()
+  tx = fedau.fedau(0.5, cutoff=2)
+  want, want_state = _updates(tx, deltas, masks)
+  got, state = _updates(tx, {**deltas, 'frozen': None}, masks)
+  for w, g in zip(want, got, strict=True):
+    assert g['frozen'] is None
+    np.testing.assert_array_equal(g['w'], w['w'])
+    np.testing.assert_array_equal(g['b'], w['b'])
+  jax.tree.map(np.testing.assert_array_equal, state, want_state)
+
+
+def test_participated_defaults_to_every_client():
+  deltas = _deltas()
+  tx = fedau.fedau(0.5, cutoff=2)
+  state = tx.init(deltas)
+  got, got_state = tx.update(deltas, state)
+  want, want_state = tx.update(deltas, state, participated=jnp.ones([8], bool))
+  jax.tree.map(np.testing.assert_array_equal, got, want)
+  jax.tree.map(np.testing.assert_array_equal, got_state, want_state)
+  np.testing.assert_allclose(got['b'], 0.5 * np.mean(np.arange(8) - 3.0))
+
+
+def test_init_rejects_leaves_without_a_common_client_axis():
+  tx = fedau.scale_by_fedau()
+  with pytest.raises(ValueError, match=r'leading sizes \[3, 4\]'):
+    tx.init({'a': jnp.zeros([4, 2]), 'b': jnp.zeros([3])})
+  with pytest.raises(ValueError, match='leading client axis'):
+    tx.init({'a': jnp.zeros([4, 2]), 'b': jnp.zeros([])})
+
+
+def test_state_types_stable_under_cond():
+  """What apply_if_finite's lax.cond needs of the state (same jax types)."""
+  deltas = _deltas()
+  tx = fedau.fedau(0.5, cutoff=2)
+  state = tx.init(deltas)
+  out, new_state = tx.update(deltas, state, participated=_round_masks()[0])
+  assert jax.tree.map(jax.typeof, new_state) == jax.tree.map(jax.typeof, state)
+
+  @jax.jit
+  def skip_if(skip, state):
+    return jax.lax.cond(
+      skip,
+      lambda: (jax.tree.map(jnp.zeros_like, out), state),
+      lambda: tx.update(deltas, state, participated=_round_masks()[0]),
+    )
+
+  _, kept = skip_if(True, state)
+  jax.tree.map(np.testing.assert_array_equal, kept, state)
+  _, moved = skip_if(False, state)
+  jax.tree.map(np.testing.assert_array_equal, moved, new_state)
+
+
+def test_skip_nonfinite_skips_and_keeps_state():
+  deltas, mask = _deltas(), _round_masks()[0]  # clients 0, 2, 3, 6 take part
+  tx = fedau.fedau(0.5, cutoff=2, skip_nonfinite=True)
+  plain = fedau.fedau(0.5, cutoff=2)
+  state = tx.init(deltas)
+  _, state = tx.update(deltas, state, participated=mask)  # omega != 1 later
+  # A participant's NaN: zero update, the state unchanged (types too).
+  bad = {**deltas, 'b': deltas['b'].at[2].set(jnp.nan)}
+  out, kept = jax.jit(lambda d, s: tx.update(d, s, participated=mask))(
+    bad, state
+  )
+  jax.tree.map(lambda x: np.testing.assert_array_equal(x, 0.0), out)
+  jax.tree.map(np.testing.assert_array_equal, kept, state)
+  assert jax.tree.map(jax.typeof, kept) == jax.tree.map(jax.typeof, state)
+  # A non-participant's NaN is masked out: the round is applied as usual.
+  bad = {**deltas, 'b': deltas['b'].at[1].set(jnp.nan)}
+  out, new = tx.update(bad, state, participated=mask)
+  want, want_state = plain.update(deltas, state, participated=mask)
+  jax.tree.map(np.testing.assert_array_equal, out, want)
+  jax.tree.map(np.testing.assert_array_equal, new, want_state)
+  # Blocks of clients under an axis name: every program skips together.
+  sharded = fedau.fedau(0.5, cutoff=2, axis_name='c', skip_nonfinite=True)
+  blocks = jax.tree.map(lambda x: x.reshape(4, 2, *x.shape[1:]), deltas)
+  blocks['b'] = blocks['b'].at[1, 0].set(jnp.inf)  # client 2, a participant
+  bstate = jax.vmap(sharded.init)(blocks)
+  bout, bnew = jax.vmap(
+    lambda d, s, m: sharded.update(d, s, participated=m), axis_name='c'
+  )(blocks, bstate, mask.reshape(4, 2))
+  jax.tree.map(lambda x: np.testing.assert_array_equal(x, 0.0), bout)
+  jax.tree.map(np.testing.assert_array_equal, bnew, bstate)
+
+
+def test_x0_of_the_wrong_shape_names_both_shapes():
+  data = _problem().data
+  solver = fedau.FedAU(num_clients=_C, loss_fn=fd.quadratic_loss)
+  with pytest.raises(ValueError, match=r'`params` of shape \(4,\).*\(1, 3\)'):
+    solver.run(jnp.zeros([_D + 1]), jax.random.key(0), data, 2)
+  with pytest.raises(ValueError, match=r'`params` of shape \(4,\)'):
+    _run(solver, jnp.zeros([_D + 1]), jax.random.key(0), 2, data)
+  with pytest.raises(ValueError, match='num_steps'):
+    solver.run(jnp.zeros([_D]), jax.random.key(0), data, 0)

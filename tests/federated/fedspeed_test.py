@@ -367,3 +367,69 @@ def test_feddyn_fixes_rho_and_data_size_mismatch_raises():
     fedspeed.FedSpeed(num_clients=4, loss_fn=fd.quadratic_loss).run(
       x0, jax.random.key(0), data, 1
     )
+
+
+def _client_steps(tx, params, grads, anchor, dual, state=None):
+  """Five local steps of ``tx`` (jitted), returning the updates and state."""
+  state = tx.init(params) if state is None else state
+  update = jax.jit(
+    lambda g, s, p: tx.update(g, s, p, anchor=anchor, client_state=dual)
+  )
+  outs = []
+  for g in grads:
+    u, state = update(g, state, params)
+    params = optax.apply_updates(params, u)
+    outs.append(u)
+  return outs, state
+
+
+@pytest.mark.parametrize('clip_norm', [None, 0.5])
+def test_client_inject_hyperparams_equals_plain_and_tree_get_set(clip_norm):
+  keys = jax.random.split(jax.random.key(5), 7)
+  params = {'w': jax.random.normal(keys[0], [3, 2]), 'b': jnp.ones([2])}
+  anchor = jax.tree.map(lambda x: 0.5 * x, params)
+  dual = {'w': jax.random.normal(keys[1], [3, 2]), 'b': -jnp.ones([2])}
+  grads = [
+    jax.tree.map(lambda x, k=k: jax.random.normal(k, x.shape), params)
+    for k in keys[2:]
+  ]
+  kw = dict(lamb=0.3, weight_decay=1e-2, clip_norm=clip_norm)
+  plain = fedspeed.fedspeed_client(0.1, **kw)
+  injected = optax.inject_hyperparams(fedspeed.fedspeed_client)(
+    learning_rate=0.1, **kw
+  )
+  want, _ = _client_steps(plain, params, grads, anchor, dual)
+  got, state = _client_steps(injected, params, grads, anchor, dual)
+  for w, g in zip(want, got, strict=True):
+    jax.tree.map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), g, w
+    )
+  assert float(optax.tree.get(state, 'lamb')) == pytest.approx(0.3)
+  state = optax.tree.set(state, learning_rate=jnp.asarray(0.05))
+  got, _ = _client_steps(injected, params, grads[:1], anchor, dual, state)
+  want, _ = _client_steps(
+    fedspeed.fedspeed_client(0.05, **kw), params, grads[:1], anchor, dual
+  )
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+    got[0],
+    want[0],
+  )
+  with pytest.raises(ValueError, match='`lamb`'):
+    optax.inject_hyperparams(fedspeed.fedspeed_client)(
+      learning_rate=0.1, lamb=-1.0
+    ).init(params)
+
+
+def test_client_hyperparameters_after_the_learning_rate_are_keyword_only():
+  with pytest.raises(TypeError):
+    fedspeed.fedspeed_client(0.1, 0.1)
+  with pytest.raises(ValueError, match='`learning_rate`'):
+    fedspeed.fedspeed_client(-0.1, lamb=0.1)
+
+
+def test_x0_of_the_wrong_shape_names_both_shapes():
+  x0, data = _example(jax.random.key(0))
+  solver = fedspeed.FedSpeed(num_clients=8, loss_fn=fd.quadratic_loss)
+  with pytest.raises(ValueError, match=r'`params` of shape \(5,\).*\(1, 4\)'):
+    solver.run(jnp.zeros([5]), jax.random.key(0), data, 2)

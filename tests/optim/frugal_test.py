@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.sharding import PartitionSpec as P
 
 from jaxopt_papers.optim import frugal as frugal_lib
 
@@ -26,7 +27,12 @@ SHAPES = {
 
 
 def _tree(rng, shapes=SHAPES, dtype=np.float32):
-  return {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+  def draw(s):
+    if np.issubdtype(dtype, np.complexfloating):
+      return rng.standard_normal(s) + 1j * rng.standard_normal(s)
+    return rng.standard_normal(s)
+
+  return {k: draw(s).astype(dtype) for k, s in shapes.items()}
 
 
 def _run(tx, params, grads_seq):
@@ -75,22 +81,23 @@ def _reference(
   set of active names ('block'). With 'svd' and reset the SVD is recomputed
   here, so singular-vector signs are not shared.
   """
-  params = {k: np.array(v, np.float64) for k, v in params.items()}
+  dtype = np.result_type(*params.values(), np.float64)  # complex128 or f64
+  params = {k: np.array(v, dtype) for k, v in params.items()}
   state = {k: {} for k in params}
   out = []
 
   def adam(st, x):  # frugal/adamw.py _compute_update with lr = 1
     st['step'] += 1
     st['m'] = B1 * st['m'] + (1 - B1) * x
-    st['v'] = B2 * st['v'] + (1 - B2) * x * x
+    st['v'] = B2 * st['v'] + (1 - B2) * np.abs(x) ** 2  # optax's abs_sq
     bc1, bc2 = 1 - B1 ** st['step'], 1 - B2 ** st['step']
     return -(1.0 / bc1) * st['m'] / (np.sqrt(st['v']) / np.sqrt(bc2) + EPS)
 
   def zero_stats(st, shape):
-    st.update(m=np.zeros(shape), v=np.zeros(shape), step=0)
+    st.update(m=np.zeros(shape, dtype), v=np.zeros(shape), step=0)
 
   for t, grads in enumerate(grads_seq):
-    grads = {k: np.asarray(v, np.float64) for k, v in grads.items()}
+    grads = {k: np.asarray(v, dtype) for k, v in grads.items()}
     if t % update_gap == 0:  # _update_states_if_necessary
       for name, g in grads.items():
         if g.ndim != 2:
@@ -114,7 +121,7 @@ def _reference(
           elif r == 0:  # empty projector: everything is residual
             p = np.zeros((r, n) if right else (m, r))
           else:
-            p = np.asarray(fed[t][name], np.float64)
+            p = np.asarray(fed[t][name], dtype)
             if projection == 'svd':  # same subspace, up to signs
               u, _, vh = np.linalg.svd(g, full_matrices=False)
               ref = vh[:r] if right else u[:, :r].T
@@ -146,14 +153,15 @@ def _reference(
             return x.reshape(-1)[idx]
 
           def up(x, shape=g.shape, idx=idx):
-            full = np.zeros(shape[0] * shape[1])
+            full = np.zeros(shape[0] * shape[1], dtype)
             full[idx] = x
             return full.reshape(shape)
         elif st['right']:
-          down = lambda x, p=st['P']: x @ p.T
+          # P^H: the official code is real; for complex leaves the adjoint.
+          down = lambda x, p=st['P']: x @ p.conj().T
           up = lambda x, p=st['P']: x @ p
         else:
-          down = lambda x, p=st['P']: p.T @ x
+          down = lambda x, p=st['P']: p.conj().T @ x
           up = lambda x, p=st['P']: p @ x
         gd = down(g)
         upd = lr * up(adam(st, gd))
@@ -164,27 +172,32 @@ def _reference(
 
 
 @pytest.mark.parametrize(
-  'projection,state_free,reset',
+  'projection,state_free,reset,dtype',
   [
-    ('svd', 'sign', True),
-    ('svd', 'sgd', True),
-    ('svd', 'none', False),
-    ('svd', 'sign', False),
-    ('random', 'sign', True),
-    ('randk', 'sign', True),
-    ('randk', 'sgd', False),
-    ('block', 'sign', True),
-    ('block', 'none', True),
+    ('svd', 'sign', True, np.float64),
+    ('svd', 'sgd', True, np.float64),
+    ('svd', 'none', False, np.float64),
+    ('svd', 'sign', False, np.float64),
+    ('random', 'sign', True, np.float64),
+    ('randk', 'sign', True, np.float64),
+    ('randk', 'sgd', False, np.float64),
+    ('block', 'sign', True, np.float64),
+    ('block', 'none', True, np.float64),
+    # Complex leaves: P^H in down(), sign(z) = z / |z|, Adam's |g|^2.
+    ('svd', 'sign', True, np.complex128),
+    ('random', 'sgd', True, np.complex128),
+    ('randk', 'sign', True, np.complex128),
+    ('block', 'sign', True, np.complex128),
   ],
 )
-def test_matches_numpy_reference(rng, projection, state_free, reset):
+def test_matches_numpy_reference(rng, projection, state_free, reset, dtype):
   density, update_gap, scale, lr, wd, num_steps = 0.5, 3, 0.3, 0.05, 0.1, 7
-  params = _tree(rng, dtype=np.float64)
-  grads_seq = [_tree(rng, dtype=np.float64) for _ in range(num_steps)]
+  params = _tree(rng, dtype=dtype)
+  grads_seq = [_tree(rng, dtype=dtype) for _ in range(num_steps)]
   with jax.enable_x64(True):
     tx = frugal_lib.frugal(
       lr,
-      scale,
+      state_free_scale=scale,
       density=density,
       update_gap=update_gap,
       projection=projection,
@@ -198,25 +211,25 @@ def test_matches_numpy_reference(rng, projection, state_free, reset):
     for u in updates:
       p = jax.tree.map(lambda a, b: np.asarray(a + b), p, u)
       traj.append(p)
-    assert all(x.dtype == np.float64 for x in jax.tree.leaves(updates))
+    assert all(x.dtype == dtype for x in jax.tree.leaves(updates))
 
   fed = {}
   for t in range(0, num_steps, update_gap):
     inner = states[t][0]
     if projection == 'block':
       members = ['tall', 'tall2']  # the only group with a slot: (6, 4)
-      fed[t] = {members[int(j)] for j in np.asarray(inner.active[0])}
+      fed[t] = {members[int(j)] for j in np.asarray(inner.active['tall'])}
       assert len(fed[t]) == round(2 * density)
     else:
       fed[t] = {
         k: np.asarray(v)
         for k, v in inner.projector.items()
-        if not isinstance(v, optax.MaskedNode)
+        if v.dtype != jnp.int8  # the stand-in of leaves with no projector
       }
     if projection == 'random':
       for v in fed[t].values():
         right = v.shape[0] < v.shape[1]
-        gram = v @ v.T if right else v.T @ v
+        gram = v @ v.conj().T if right else v.conj().T @ v
         np.testing.assert_allclose(gram, np.eye(len(gram)), atol=1e-12)
     if projection == 'randk':
       for v in fed[t].values():
@@ -284,7 +297,12 @@ def test_density_zero_is_state_free(rng, state_free):
   grads_seq = [_tree(rng) for _ in range(3)]
   txs = {
     p: frugal_lib.frugal(
-      lr, scale, density=0.0, update_gap=2, projection=p, state_free=state_free
+      lr,
+      state_free_scale=scale,
+      density=0.0,
+      update_gap=2,
+      projection=p,
+      state_free=state_free,
     )
     for p in ('svd', 'random', 'randk', 'block')
   }
@@ -403,7 +421,9 @@ def test_inject_hyperparams_and_multisteps(rng):
   params = _tree(rng)
   grads_seq = [_tree(rng) for _ in range(4)]
   kwargs = dict(density=0.5, update_gap=2, key=1, weight_decay=0.01)
-  plain, _ = _run(frugal_lib.frugal(0.1, 0.3, **kwargs), params, grads_seq)
+  plain, _ = _run(
+    frugal_lib.frugal(0.1, state_free_scale=0.3, **kwargs), params, grads_seq
+  )
   injected_tx = optax.inject_hyperparams(
     frugal_lib.frugal, static_args=('density', 'update_gap', 'key')
   )(learning_rate=0.1, state_free_scale=0.3, **kwargs)
@@ -419,7 +439,7 @@ def test_inject_hyperparams_and_multisteps(rng):
 
   # MultiSteps(k=2) on 4 micro-batches = 2 steps on the averaged gradients.
   multi, _ = _run(
-    optax.MultiSteps(frugal_lib.frugal(0.1, 0.3, **kwargs), 2),
+    optax.MultiSteps(frugal_lib.frugal(0.1, state_free_scale=0.3, **kwargs), 2),
     params,
     grads_seq,
   )
@@ -427,7 +447,9 @@ def test_inject_hyperparams_and_multisteps(rng):
     jax.tree.map(lambda a, b: (a + b) / 2, grads_seq[i], grads_seq[i + 1])
     for i in (0, 2)
   ]
-  direct, _ = _run(frugal_lib.frugal(0.1, 0.3, **kwargs), params, means)
+  direct, _ = _run(
+    frugal_lib.frugal(0.1, state_free_scale=0.3, **kwargs), params, means
+  )
   for k in SHAPES:
     np.testing.assert_array_equal(multi[0][k], 0.0)
     np.testing.assert_allclose(multi[1][k], direct[0][k], rtol=1e-5, atol=1e-6)
@@ -472,3 +494,282 @@ def test_vmap_over_keys(rng):
   np.testing.assert_array_equal(idx[0], idx0)  # same key, same draw
   assert not np.array_equal(idx[0], idx[1])  # another key, another draw
   np.testing.assert_allclose(updates['tall'][0], single['tall'], rtol=1e-6)
+
+
+# -- Keyword-only hyperparameters and bad input. --
+
+
+def test_hyperparameters_after_learning_rate_are_keyword_only():
+  with pytest.raises(TypeError, match='positional'):
+    frugal_lib.frugal(1e-3, 0.25)  # once set `state_free_scale` silently
+  with pytest.raises(TypeError, match='positional'):
+    frugal_lib.scale_by_frugal(0.25)
+
+
+@pytest.mark.parametrize(
+  'kwargs,name',
+  [
+    (dict(learning_rate=-1e-3), 'learning_rate'),
+    (dict(learning_rate=0.0), 'learning_rate'),
+    (dict(learning_rate=float('nan')), 'learning_rate'),
+    (dict(learning_rate=np.asarray(-1.0)), 'learning_rate'),
+    (dict(learning_rate='1e-3'), 'learning_rate'),
+    (dict(weight_decay=-0.1), 'weight_decay'),
+    (dict(weight_decay=float('inf')), 'weight_decay'),
+    (dict(state_free_scale=float('nan')), 'state_free_scale'),
+    (dict(state_full=optax.adamw), 'state_full'),  # the factory
+    (dict(density=float('nan')), 'density'),
+  ],
+)
+def test_invalid_frugal_arguments_name_the_argument(kwargs, name):
+  kwargs = {'learning_rate': 1e-3, **kwargs}
+  with pytest.raises(ValueError, match=f'`{name}`'):
+    frugal_lib.frugal(**kwargs)
+
+
+def test_array_and_schedule_hyperparameters_are_accepted(rng):
+  params = _tree(rng)
+  schedule = optax.linear_schedule(1e-2, 1e-3, 10)
+  frugal_lib.frugal(schedule, weight_decay=lambda t: 0.0)
+  # Arrays, traced or not, are not checked (inject_hyperparams passes them).
+  tx = frugal_lib.frugal(
+    jnp.asarray(1e-2),
+    state_free_scale=jnp.asarray(0.5),
+    weight_decay=jnp.asarray(0.1),
+  )
+  tx.update(params, tx.init(params), params)
+
+  @jax.jit
+  def traced(lr, scale):
+    tx = frugal_lib.frugal(lr, state_free_scale=scale, density=0.5)
+    return tx.update(params, tx.init(params), params)[0]
+
+  want = frugal_lib.frugal(0.1, state_free_scale=0.3, density=0.5)
+  want = want.update(params, want.init(params), params)[0]
+  got = traced(0.1, 0.3)
+  for k in SHAPES:
+    np.testing.assert_allclose(got[k], want[k], rtol=1e-6, err_msg=k)
+
+
+# -- Leaves of every kind. --
+
+
+def test_python_float_and_int_leaves_behave_as_adam():
+  params = {
+    'w': jnp.ones((4, 4)),
+    's': 1.0,  # a Python float leaf
+    'i': jnp.arange(3),  # int vector
+    'm': jnp.arange(6, dtype=jnp.int32).reshape(3, 2),  # int matrix
+  }
+  grads = {
+    'w': jnp.full((4, 4), 0.5),
+    's': 0.5,
+    'i': jnp.asarray([1, -2, 3]),
+    'm': jnp.asarray([[2, 0], [-1, 1], [3, 3]], jnp.int32),
+  }
+
+  def two_steps(tx):
+    state = tx.init(params)
+    step = jax.jit(tx.update)
+    for _ in range(2):  # refresh, then reuse (update_gap=2 below)
+      updates, state = step(grads, state, params)
+    return updates
+
+  mine = two_steps(frugal_lib.frugal(1e-2, update_gap=2))
+  adam = two_steps(optax.adam(1e-2))
+  for k in ('s', 'i', 'm'):
+    assert mine[k].dtype == adam[k].dtype, k  # float32, as optax.adam
+    np.testing.assert_allclose(mine[k], adam[k], rtol=1e-6, err_msg=k)
+
+
+@pytest.mark.parametrize('tree', [{}, {'a': None}, ()])
+def test_empty_trees(tree):
+  tx = frugal_lib.frugal(1e-2)
+  state = tx.init(tree)
+  updates, state = jax.jit(tx.update)(tree, state, tree)
+  assert updates == tree
+  assert int(state[0].count) == 1
+
+
+@pytest.mark.parametrize(
+  'grads,leaf,shape',
+  [
+    ({'w': jnp.ones((4, 3)), 'b': jnp.ones(3)}, "['w']", r'\(4, 3\)'),
+    ({'w': jnp.ones((4, 4)), 'b': jnp.ones(5)}, "['b']", r'\(5,\)'),
+  ],
+)
+def test_gradient_of_wrong_shape_names_the_shapes(grads, leaf, shape):
+  tx = frugal_lib.frugal(1e-3)
+  state = tx.init({'w': jnp.ones((4, 4)), 'b': jnp.ones(3)})
+  with pytest.raises(
+    ValueError, match=rf'`updates\{leaf[:-1]}\]` of shape {shape}'
+  ):
+    tx.update(grads, state)
+  with pytest.raises(ValueError, match='tree of `updates`'):
+    tx.update({'w': jnp.ones((4, 4))}, state)
+
+
+# -- Complex leaves. --
+
+
+@pytest.mark.parametrize('projection', ['svd', 'random', 'randk', 'block'])
+@pytest.mark.parametrize('shape', [(6, 4), (3, 8)])  # right and left side
+def test_complex_density_one_identity_rule_returns_the_gradient(
+  rng, projection, shape
+):
+  # With all of G in the subspace and an identity state-full rule,
+  # up(down(G)) = G P^H P = G needs the conjugate transpose.
+  tx = frugal_lib.scale_by_frugal(
+    density=1.0,
+    update_gap=2,
+    projection=projection,
+    state_full=optax.identity(),
+    state_free='none',
+  )
+  draw = lambda: rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+  grads = [{'w': draw().astype(np.complex64)} for _ in range(2)]
+  updates, _ = _run(tx, {'w': np.zeros(shape, np.complex64)}, grads)
+  for u, g in zip(updates, grads, strict=True):  # refresh step, then reuse
+    assert u['w'].dtype == np.complex64
+    np.testing.assert_allclose(u['w'], g['w'], rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize('state_free', ['sign', 'sgd'])
+def test_complex_least_squares_converges(rng, state_free):
+  a = rng.standard_normal((16, 8)) + 1j * rng.standard_normal((16, 8))
+  w_star = rng.standard_normal((8, 4)) + 1j * rng.standard_normal((8, 4))
+  a, w_star = jnp.asarray(a, jnp.complex64), jnp.asarray(w_star, jnp.complex64)
+  b = a @ w_star
+  params = {
+    'w': jnp.zeros((8, 4), jnp.complex64),
+    'c': jnp.zeros(4, jnp.complex64),
+  }
+  loss = lambda p: jnp.sum(jnp.abs(a @ p['w'] + p['c'][None] - b) ** 2)
+  steps = 3000
+  tx = frugal_lib.frugal(
+    optax.linear_schedule(3e-2, 0.0, steps),
+    density=0.5,
+    update_gap=50,
+    state_free=state_free,
+    state_free_scale=0.1,
+  )
+
+  def step(carry, _):
+    p, s = carry
+    # optax's convention (alias_test): step along the conjugated gradient.
+    g = jax.tree.map(jnp.conj, jax.grad(loss)(p))
+    u, s = tx.update(g, s, p)
+    return (optax.apply_updates(p, u), s), loss(p)
+
+  (p, _), losses = jax.jit(
+    lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=steps)
+  )(params)
+  assert losses[-1] < 1e-4 * losses[0], (losses[0], losses[-1])
+  np.testing.assert_allclose(p['w'], w_star, atol=2e-2)
+
+
+# -- optax.tree.map_params (sharding specs). --
+
+
+def _assert_states_equal(a, b):
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+      x, y = jax.random.key_data(x), jax.random.key_data(y)
+    np.testing.assert_array_equal(x, y)
+
+
+MP_PARAMS = {
+  'w': jnp.ones((8, 4)),  # right side
+  'v': jnp.ones((3, 16)),  # left side
+  'w2': jnp.ones((8, 4)),  # a block group of two
+  'b': jnp.ones(4),
+  'conv': jnp.ones((2, 3, 4)),
+  's': jnp.ones(()),
+}
+MP_SPECS = {
+  'w': P('x', None),
+  'v': P(None, 'x'),
+  'w2': P('x', None),
+  'b': P('x'),
+  'conv': P(None, None, 'x'),
+  's': P(),
+}
+
+
+@pytest.mark.parametrize('projection', ['svd', 'random', 'randk', 'block'])
+def test_map_params_with_sharding_specs(projection):
+  # optax/tree_utils/_state_utils_test.py: test_adam / test_map_params_to_none.
+  tx = optax.inject_hyperparams(
+    frugal_lib.frugal, static_args=('density', 'update_gap', 'projection')
+  )(learning_rate=1e-2, density=0.5, update_gap=2, projection=projection)
+  tx = optax.chain(optax.clip_by_global_norm(1.0), tx)
+  state = tx.init(MP_PARAMS)
+  _, state = tx.update(MP_PARAMS, state, MP_PARAMS)
+
+  _assert_states_equal(optax.tree.map_params(tx, lambda v: v, state), state)
+
+  is_p = lambda x: isinstance(x, P)
+  specs = optax.tree.map_params(
+    tx,
+    lambda _, spec: spec,
+    state,
+    MP_SPECS,
+    transform_non_params=lambda _: P(),
+    is_leaf=is_p,
+  )
+  # One spec per state leaf (no MaskedNode left to pair with a spec).
+  assert jax.tree.structure(specs, is_leaf=is_p) == jax.tree.structure(
+    jax.tree.map(lambda _: P(), state)
+  )
+  inner = specs[1].inner_state[0]
+  assert inner.count == inner.key == P()
+  want = optax.ScaleByAdamState(count=P(), mu=MP_SPECS, nu=MP_SPECS)
+  assert inner.dense_state == want  # param-shaped moments get the specs
+  assert inner.matrix_state == want  # per-leaf trees: the leaf's spec
+  if projection == 'block':
+    assert inner.projector == () and inner.active == MP_SPECS
+  else:
+    assert inner.projector == MP_SPECS and inner.active == ()
+
+  # The shape-aware recipe of the docstring: a leaf's spec only where the
+  # state leaf has the param's shape. The result places a state on a mesh.
+  def spec_for(x, spec, param):
+    return spec if jnp.shape(x) == jnp.shape(param) else P()
+
+  specs = optax.tree.map_params(
+    tx,
+    spec_for,
+    state,
+    MP_SPECS,
+    MP_PARAMS,
+    transform_non_params=lambda _: P(),
+    is_leaf=is_p,
+  )
+  inner = specs[1].inner_state[0]
+  dense = {k: MP_SPECS[k] for k in ('b', 'conv', 's')}
+  assert inner.dense_state.mu == {**dense, 'v': P(), 'w': P(), 'w2': P()}
+  assert inner.matrix_state.mu == dict.fromkeys(MP_PARAMS, P())
+  mesh = jax.make_mesh((1,), ('x',))
+  shardings = jax.tree.map(
+    lambda s: jax.sharding.NamedSharding(mesh, s), specs, is_leaf=is_p
+  )
+  placed = jax.jit(tx.init, out_shardings=shardings)(MP_PARAMS)
+  assert jax.tree.structure(placed) == jax.tree.structure(state)
+
+  none = optax.tree.map_params(tx, lambda _: None, state)
+  assert none[1].inner_state[0].dense_state.mu == dict.fromkeys(MP_PARAMS)
+
+
+@pytest.mark.parametrize('projection', ['svd', 'randk', 'block'])
+def test_orbax_round_trip(tmp_path, projection):
+  ocp = pytest.importorskip('orbax.checkpoint')
+  tx = frugal_lib.frugal(1e-2, density=0.5, update_gap=2, projection=projection)
+  state = tx.init(MP_PARAMS)
+  _, state = jax.jit(tx.update)(MP_PARAMS, state, MP_PARAMS)
+  with ocp.StandardCheckpointer() as ckpt:  # refuses zero-size arrays
+    ckpt.save(tmp_path / 'state', state)
+    ckpt.wait_until_finished()
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    restored = ckpt.restore(tmp_path / 'state', target)
+  _assert_states_equal(restored, state)

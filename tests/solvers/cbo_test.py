@@ -299,3 +299,57 @@ def test_example_runs_in_scan_and_converges():
   assert trace.spread.shape == (500,)
   assert float(trace.spread[-1]) < 1e-2 * float(trace.spread[0])
   assert float(trace.consensus_value[-1]) < float(trace.consensus_value[0])
+
+
+def _quadratic(x):
+  return jnp.sum((x - 0.5) ** 2)
+
+
+@pytest.mark.parametrize(
+  ('particles', 'key', 'num_steps', 'match'),
+  [
+    (np.zeros([0, 3]), jax.random.key(0), 3, r'`particles`.*\(0, 3\)'),
+    (np.zeros([4, 0]), jax.random.key(0), 3, r'`particles`.*\(4, 0\)'),
+    (np.zeros([4, 3]), jax.random.key(0), -1, '`num_steps`.*-1'),
+    (np.zeros([4, 3]), jax.random.key(0), 0, '`num_steps`'),
+    (np.zeros([4, 3]), 0, 3, '`key`.*jax.random.key'),
+    (np.zeros([4, 3]), jax.random.split(jax.random.key(0)), 3, '`key`'),
+    (np.zeros([4, 3]), np.zeros([2], np.int32), 3, '`key`'),
+  ],
+)
+def test_cbo_run_rejects_bad_input(particles, key, num_steps, match):
+  solver = cbo.CBO()
+  with pytest.raises(ValueError, match=match):
+    solver.run(particles, key, _quadratic, num_steps)
+  if num_steps >= 1:  # also under jit, where the key and x0 are traced
+    with pytest.raises(ValueError, match=match):
+      jax.jit(solver.run, static_argnums=(2, 3))(
+        particles, key, _quadratic, num_steps
+      )
+
+
+@pytest.mark.parametrize(
+  ('x', 'key', 'num_steps', 'match'),
+  [
+    (np.zeros([0]), jax.random.key(0), 3, r'`x`.*\(0,\)'),
+    (np.zeros([3]), jax.random.key(0), -1, '`num_steps`'),
+    (np.zeros([3]), 7, 3, '`key`'),
+  ],
+)
+def test_consensus_hopping_run_rejects_bad_input(x, key, num_steps, match):
+  with pytest.raises(ValueError, match=match):
+    cbo.ConsensusHopping(num_samples=8).run(x, key, _quadratic, num_steps)
+
+
+def test_legacy_raw_key_equals_typed_key():
+  x0 = jax.random.uniform(jax.random.key(3), (6, 2), minval=-1.0)
+  solver = cbo.CBO(sigma=1.0)
+  typed, t_typed = solver.run(x0, jax.random.key(4), _quadratic, 5)
+  raw, t_raw = solver.run(x0, jax.random.PRNGKey(4), _quadratic, 5)
+  assert jnp.issubdtype(raw.key.dtype, jax.dtypes.prng_key)
+  np.testing.assert_array_equal(raw.particles, typed.particles)
+  np.testing.assert_array_equal(t_raw.spread, t_typed.spread)
+  ch = cbo.ConsensusHopping(num_samples=8)
+  a, _ = ch.run(x0[0], jax.random.key(4), _quadratic, 3)
+  b, _ = ch.run(x0[0], jax.random.PRNGKey(4), _quadratic, 3)
+  np.testing.assert_array_equal(a.x, b.x)
