@@ -36,6 +36,7 @@ Example:
   >>> mask, state = model.sample(state, jax.random.key(1), 0)   # [8] bool
 """
 
+import abc
 import dataclasses
 from typing import Any
 
@@ -91,7 +92,7 @@ def _at_most_clients(name: str, value: Any, num_clients: Any) -> None:
     )
 
 
-class ParticipationModel:
+class ParticipationModel(abc.ABC):
   """Interface of a participation model (see the module docstring)."""
 
   num_clients: int
@@ -100,13 +101,15 @@ class ParticipationModel:
     del key
     return None
 
+  @abc.abstractmethod
   def sample(
     self, state: Any, key: jax.Array, round_index: ArrayLike
   ) -> tuple[jax.Array, Any]:
-    raise NotImplementedError
+    """``([C] bool participants, new state)`` of round ``round_index``."""
 
+  @abc.abstractmethod
   def rates(self) -> np.ndarray:
-    raise NotImplementedError
+    """``[C]`` long-run participation rates (float64)."""
 
 
 @jax.tree_util.register_static

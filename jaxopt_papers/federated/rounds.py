@@ -138,6 +138,7 @@ Example (FedAvg on the base; the tests check it against
           state, params, server_state, part_state)), row
 """
 
+import abc
 import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -164,7 +165,7 @@ _WEIGHTING = ('data', 'uniform')
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class RoundSolver:
+class RoundSolver(abc.ABC):
   """Base of the federated solvers over rounds (see the module docstring).
 
   Subclasses define ``init(params, key)`` and ``step(state, data)``, and
@@ -213,11 +214,13 @@ class RoundSolver:
       grad_fn=self.grad_fn,
     )
 
+  @abc.abstractmethod
   def init(self, params: optax.Params, key: jax.Array) -> Any:
-    raise NotImplementedError
+    """The state before the first round."""
 
+  @abc.abstractmethod
   def step(self, state: Any, data: simulator.ClientData) -> tuple[Any, Any]:
-    raise NotImplementedError
+    """One round: ``(new state, trace row)``."""
 
   def run(
     self,

@@ -81,6 +81,23 @@ class _Serverless(rounds.RoundSolver):
   def grad_fn(self):
     return None
 
+  def init(self, params, key):
+    return params, key
+
+  def step(self, state, data):  # clients train; the model stays where it is
+    params, key = state
+    key, sub = jax.random.split(key)
+
+    def client(p, ex, n, w, k):
+      loss, grad = self._objective(p, ex, n, w)
+      return self._train(p, ex, n, k)[0], loss, grad
+
+    mapped = self._map(client, (None, 0, 0, 0, None), (0, None, None))
+    new, loss, grad = mapped(
+      params, data.examples, data.counts, data.weights, sub
+    )
+    return (params, key), self._trace_fields(params, new, loss, grad)
+
 
 def _data(seed=0, num_clients=8):
   return fd.logistic_clients(
@@ -162,19 +179,9 @@ def test_trace_fields_and_place_of_a_serverless_subclass(num_devices):
   solver = _Serverless(loss_fn=fd.logistic_loss, num_local_steps=2)
   params = jnp.zeros([3])
 
-  def fields(params):
-    def client(p, ex, n, w, k):
-      loss, grad = solver._objective(p, ex, n, w)
-      new, _ = solver._train(p, ex, n, k)
-      return new, loss, grad
-
-    mapped = solver._map(client, (None, 0, 0, 0, None), (0, None, None))
-    new, loss, grad = mapped(
-      params, data.examples, data.counts, data.weights, jax.random.key(0)
-    )
-    return solver._trace_fields(params, new, loss, grad)
-
-  out = jax.jit(fields)(params)
+  state = solver.init(params, jax.random.key(0))
+  new_state, out = jax.jit(solver.step)(state, data)
+  np.testing.assert_array_equal(new_state[0], params)
   assert set(out) == {'loss', 'grad_norm', 'nonfinite', 'metrics'}
   assert out['metrics'] is None and not bool(out['nonfinite'])
   np.testing.assert_allclose(
