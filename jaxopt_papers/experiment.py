@@ -13,8 +13,14 @@ deadlock: XLA aborts after 40 s waiting for a rendezvous). With a
 ``ckpt_every`` steps under ``workdir/checkpoints/<name>`` and, when called
 again with the same workdir, resumes from the latest checkpoint: the resumed
 run executes the same compiled chunks from the same state, so it equals an
-uninterrupted run bit for bit. Every run's health is recorded for the
-claims (:func:`check_run`, :func:`judge`).
+uninterrupted run bit for bit. It also saves once at least
+``ckpt_seconds`` (30 s) of wall time passed since the last save, at the end
+of a chunk, so an interrupted long run loses little; on Ctrl-C it saves the
+last completed chunk when its state is intact, logs "interrupted at step N
+of <name>; rerun the same command to resume" and re-raises. Progress lines
+(logger ``'jaxopt_papers'``, silent unless a handler is attached) estimate
+the time left. Every run's health is recorded for the claims
+(:func:`check_run`, :func:`judge`).
 """
 
 import contextlib
@@ -24,6 +30,7 @@ import functools
 import json
 import logging
 import os
+import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -482,6 +489,15 @@ def chunking(config, workdir: str | None) -> dict[str, Any]:
 
   From ``config.log_every`` and ``config.ckpt_every``: pass as
   ``train(..., **experiment.chunking(config, workdir))``.
+
+  Chunks stay ``log_every`` steps even when ``ckpt_every`` is large: the
+  wall-time checkpoints (:func:`train`'s ``ckpt_seconds``) happen at chunk
+  ends, and every config's ``log_every`` chunk takes seconds, well under
+  the 30 s period, so a run interrupted after its first chunk loses at most
+  about ``ckpt_seconds`` plus one chunk. Smaller chunks would not help
+  further: they add a host round trip per chunk, and the chunk size must
+  not depend on timing, since a resumed run equals an uninterrupted one bit
+  for bit only when both run the same compiled chunks.
   """
   return dict(
     chunk_size=config.log_every, ckpt_every=config.ckpt_every, workdir=workdir
@@ -658,6 +674,8 @@ def train(
   may_diverge: bool = False,
   diverged: Callable[[Any, Any], Any] | None = None,
   ignore: Sequence[str] = (),
+  ckpt_seconds: float | None = 30.0,
+  clock: Callable[[], float] = time.monotonic,
 ) -> tuple[Any, Any]:
   """Runs ``num_steps`` steps of ``step_fn`` in jitted chunks.
 
@@ -687,6 +705,12 @@ def train(
     may_diverge: The run is a divergence probe (:class:`RunHealth`).
     diverged: The experiment's own divergence test (:func:`check_run`).
     ignore: Sentinel fields not judged (:func:`check_run`).
+    ckpt_seconds: With a ``workdir``, also save at the end of the first
+      chunk that finishes at least this many seconds (of ``clock``) after
+      the last save (or the start of the call), so a run with a long
+      ``ckpt_every`` loses little when interrupted; ``None`` saves by
+      steps only. Saves happen only at chunk ends.
+    clock: Seconds, monotonic (``time.monotonic``); for tests.
 
   Returns:
     ``(final_state, trace)``: the trace as NumPy arrays with a leading axis
@@ -696,6 +720,11 @@ def train(
     ValueError: on ``num_steps``, ``chunk_size`` or ``ckpt_every`` < 1 (or
       ``ckpt_every`` not a multiple of ``chunk_size``), or when ``workdir``
       holds this run's checkpoint at a step after ``num_steps``.
+    KeyboardInterrupt: re-raised after logging "interrupted at step N of
+      <name>; rerun the same command to resume" (``N``: the last saved
+      step, 0 if none; also set as the exception's ``step`` attribute, and
+      ``name`` as its ``run``). The last completed chunk is saved first
+      when its state was not yet donated to the next chunk.
   """
   if num_steps < 1:
     raise ValueError(f'`num_steps` must be >= 1, got {num_steps}')
@@ -710,6 +739,7 @@ def train(
   _, row_shape = jax.eval_shape(step_fn, state, data)
   row_leaves, treedef = jax.tree.flatten(row_shape)
   names = _leaf_names(row_shape)
+  shown_names = _shown_names(names)
 
   ckpt = None
   step = 0
@@ -731,26 +761,80 @@ def train(
       chunks.append(leaves)
       log.info('%s: resumed from step %d', name, step)
 
+  saved = step if ckpt is not None and step else None
+  # The last completed chunk: (step, state, number of trace chunks).
+  done = (step, state, len(chunks))
+  last_save = clock()
+  timed_steps, timed_seconds = 0, 0.0  # chunks that compiled nothing
   runners: dict[int, Callable[..., Any]] = {}
+
+  def save(at, at_state, at_chunks):
+    nonlocal saved, last_save
+    ckpt.save(
+      at, at_state, [np.concatenate(c) for c in zip(*at_chunks, strict=True)]
+    )
+    saved, last_save = at, clock()
+
   try:
     while step < num_steps:
       n = min(chunk_size, num_steps - step)
-      if n not in runners:
+      compiled = n in runners
+      if not compiled:
         runners[n] = _chunk_runner(step_fn, n)
+      start = clock()
       state, rows = runners[n](state, data)
       rows = jax.block_until_ready(rows)
       leaves = [np.asarray(jax.device_get(x)) for x in jax.tree.leaves(rows)]
       chunks.append(leaves)
       step += n
+      done = (step, state, len(chunks))
+      if compiled:
+        timed_steps += n
+        timed_seconds += clock() - start
       metrics = _summary([x[-1] for x in leaves], names)
-      shown = ' '.join(f'{k}={v:.4g}' for k, v in metrics.items())
+      # A vector per run (a model, per-coordinate outputs) has no meaningful
+      # mean: the line shows scalars per run (averaged over seeds) only.
+      per_run = 1 if seeded else 0
+      scalar = {
+        k for k, x in zip(names, leaves, strict=True) if x[-1].ndim <= per_run
+      }
+      shown = ' '.join(
+        f'{shown_names[k]}={v:.4g}' for k, v in metrics.items() if k in scalar
+      )
+      if seeded and scalar:
+        shown += ' (mean over seeds)'
+      if timed_steps and step < num_steps:
+        left = timed_seconds / timed_steps * (num_steps - step)
+        shown += f' ~{_duration(left)} left'
       log.info('%s: step %d/%d %s', name, step, num_steps, shown)
-      if ckpt is not None and (step % ckpt_every == 0 or step == num_steps):
-        ckpt.save(
-          step, state, [np.concatenate(c) for c in zip(*chunks, strict=True)]
-        )
+      if ckpt is not None and (
+        step % ckpt_every == 0
+        or step == num_steps
+        or _time_to_save(ckpt_seconds, clock() - last_save)
+      ):
+        save(step, state, chunks)
       if callback is not None:
         callback(step, metrics)
+  except KeyboardInterrupt as e:
+    at, at_state, at_len = done
+    intact = not any(
+      isinstance(x, jax.Array) and x.is_deleted()
+      for x in jax.tree.leaves(at_state)
+    )
+    # One process's Ctrl-C: a save (collective across processes) would hang.
+    single = jax.process_count() == 1
+    if ckpt is not None and at and at != saved and intact and single:
+      try:
+        save(at, at_state, chunks[:at_len])
+      except Exception as err:  # noqa: BLE001 - keep the interrupt
+        log.info('%s: could not save step %d on interrupt: %s', name, at, err)
+    e.step, e.run = saved or 0, name
+    log.info(
+      'interrupted at step %d of %s; rerun the same command to resume',
+      saved or 0,
+      name,
+    )
+    raise
   finally:
     if ckpt is not None:
       ckpt.close()
@@ -769,6 +853,44 @@ def train(
     ignore=ignore,
   )
   return state, trace
+
+
+def _time_to_save(ckpt_seconds: float | None, elapsed: float) -> bool:
+  """Whether the wall-time period is due; process 0 decides for all."""
+  if ckpt_seconds is None:
+    return False
+  due = elapsed >= ckpt_seconds
+  if jax.process_count() > 1:  # orbax saves are collective: agree
+    from jax.experimental import multihost_utils
+
+    due = bool(multihost_utils.broadcast_one_to_all(np.asarray(due)))
+  return due
+
+
+def _shown_names(names: list[str]) -> dict[str, str]:
+  """Log names: a trace field ``metrics`` (evaluation metrics) by content.
+
+  ``metrics.test_acc`` is shown as ``test_acc`` (unless another field has
+  that name) and a bare ``metrics`` array as ``metric``.
+  """
+  out = {}
+  for n in names:
+    short = n
+    if n == 'metrics':
+      short = 'metric'
+    elif n.startswith('metrics.'):
+      short = n[len('metrics.') :]
+    out[n] = n if short != n and short in names else short
+  return out
+
+
+def _duration(seconds: float) -> str:
+  """``'45s'``, ``'12m'`` or ``'2.5h'``."""
+  if seconds < 90:
+    return f'{seconds:.0f}s'
+  if seconds < 90 * 60:
+    return f'{seconds / 60:.0f}m'
+  return f'{seconds / 3600:.1f}h'
 
 
 def _leaf_names(tree: Any) -> list[str]:
@@ -817,7 +939,7 @@ def plot_report(report: Report, path: str | None = None) -> None:
       ax.plot(c.x[: len(ys)], ys, label=label)
     if c.logy:
       ax.set_yscale('log')
-    ax.set(title=title, xlabel=c.xlabel, ylabel=c.ylabel)
+    ax.set(title=textwrap.fill(title, 48), xlabel=c.xlabel, ylabel=c.ylabel)
     ax.legend(fontsize='small')
   holds = 'all claims hold' if report.holds else 'a claim FAILED'
   fig.suptitle(f'{report.paper} ({report.preset}): {holds}')

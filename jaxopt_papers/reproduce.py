@@ -3,7 +3,11 @@
 Usage::
 
   python -m jaxopt_papers.reproduce --paper=all --preset=quick \\
-      [--workdir=DIR] [--strict] [--swap] [--list]
+      --workdir=/tmp/rep --strict
+  python -m jaxopt_papers.reproduce --paper=cbo --swap --strict
+  python -m jaxopt_papers.reproduce --list
+
+(``--workdir``, ``--strict``, ``--swap`` and ``--list`` are optional.)
 
 For each paper it runs ``experiments/<id>.py`` on the preset's config through
 the driver (:mod:`jaxopt_papers.experiment`), writes ``DIR/<id>/report.json``
@@ -22,10 +26,12 @@ are identities, not comparisons, say why they are exempt.
 """
 
 import argparse
+import importlib
 import json
 import logging
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -36,18 +42,34 @@ from jaxopt_papers.configs import common
 log = experiment.log
 
 __all__ = [
+  'INTERRUPTED',
+  'check_config',
   'enable_progress',
   'main',
   'not_discriminating',
+  'quick_time',
   'reproduce',
   'scoreboard',
+  'summary',
 ]
+
+INTERRUPTED = 'interrupted; rerun the same command to resume'
+
+
+class _Stderr:
+  """Writes to whatever ``sys.stderr`` is now (it may be replaced later)."""
+
+  def write(self, text: str) -> None:
+    sys.stderr.write(text)
+
+  def flush(self) -> None:
+    sys.stderr.flush()
 
 
 def enable_progress(stream=None) -> None:
   """Shows the driver's progress lines (logger 'jaxopt_papers') on stderr."""
   if not log.handlers:
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream or _Stderr())
     handler.setFormatter(
       logging.Formatter('%(asctime)s %(message)s', datefmt='%H:%M:%S')
     )
@@ -124,8 +146,37 @@ def scoreboard(reports: Sequence[experiment.Report]) -> str:
   return '\n'.join(line.rstrip() for line in lines)
 
 
+_MISSING = object()
+
+
+def _flatten(tree, prefix: str = '') -> dict:
+  """``{'a.b': leaf}`` of nested dicts (JSON configs)."""
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict) and value:
+      out.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      out[f'{prefix}{key}'] = value
+  return out
+
+
+def _differences(previous: dict, current: dict) -> list[str]:
+  """``'key: old -> new'`` for each differing leaf (sorted by key)."""
+  old, new = _flatten(previous), _flatten(current)
+  lines = []
+  for key in sorted(old.keys() | new.keys()):
+    a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+    if a != b:
+      show = lambda v: '(absent)' if v is _MISSING else json.dumps(v)  # noqa: E731
+      lines.append(f'{key}: {show(a)} -> {show(b)}')
+  return lines
+
+
 def _check_workdir(directory: str, config) -> None:
-  """Refuses to resume a workdir written by a different config."""
+  """Refuses to resume a workdir written by a different config.
+
+  The error names every differing key, ``key: old -> new``.
+  """
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, 'config.json')
   current = json.loads(config.to_json_best_effort(sort_keys=True))
@@ -133,13 +184,50 @@ def _check_workdir(directory: str, config) -> None:
     with open(path) as f:
       previous = json.load(f)
     if previous != current:
+      diff = _differences(previous, current)
+      shown = '; '.join(diff[:8]) + ('; ...' if len(diff) > 8 else '')
       raise ValueError(
-        f'{directory} holds a run of a different config; pass a new '
-        '--workdir (or delete it) to start over'
+        f'{directory} holds a run of a different config ({shown}); pass a '
+        'new --workdir (or delete it) to start over'
       )
   else:
     with open(path, 'w') as f:
       json.dump(current, f, indent=2, sort_keys=True)
+
+
+def check_config(config) -> None:
+  """Refuses a config that is not its paper's own (one-line ValueError).
+
+  ``config.paper`` names the experiment that runs it; a config whose keys
+  differ from ``papers.load_config(config.paper, config.preset)``'s (say
+  ``--config.paper=subgm`` on the cbo config) would fail deep inside the
+  experiment, so it is refused here, naming the keys.
+  """
+  paper = config.get('paper')
+  if not paper:
+    raise ValueError('the config has no `paper`')
+  papers.get_spec(paper)  # names the known ids
+  if config.get('preset') not in common.PRESETS:
+    raise ValueError(
+      f'unknown preset {config.get("preset")!r}; presets: '
+      f'{", ".join(common.PRESETS)}'
+    )
+  own = json.loads(
+    papers.load_config(paper, config.preset).to_json_best_effort()
+  )
+  mine = json.loads(config.to_json_best_effort())
+  missing = sorted(_flatten(own).keys() - _flatten(mine).keys())
+  extra = sorted(_flatten(mine).keys() - _flatten(own).keys())
+  if missing or extra:
+    parts = []
+    if missing:
+      parts.append(f'lacks {", ".join(missing[:6])}')
+    if extra:
+      parts.append(f'has unknown {", ".join(extra[:6])}')
+    raise ValueError(
+      f"the config is not {paper}'s ({'; '.join(parts)}); "
+      f'`paper` cannot be changed by an override: pass --config={paper}'
+    )
 
 
 def reproduce(
@@ -163,6 +251,7 @@ def reproduce(
   reports = []
   for i, pid in enumerate(paper_ids):
     config = (configs or {}).get(pid) or papers.load_config(pid, preset)
+    check_config(config)
     if swap:
       config = common.apply_swap(config)
     name = f'{pid}-swap' if swap else pid
@@ -200,16 +289,65 @@ def reproduce(
   return reports
 
 
+_QUICK_TIME = re.compile(
+  r'quick\b[^.]{0,80}?(?:~|about\s+)?'
+  r'(\d+(?:\s*-\s*\d+)?\s*s\b|a minute|\d+\s*min)',
+  re.S,
+)
+
+
+def quick_time(paper_id: str) -> str | None:
+  """The measured wall time of the quick preset, e.g. ``'~18 s'``.
+
+  Read from the config module's docstring, where each paper records its
+  measurement ("Expected (quick, about 18 s on 2 CPU cores)"), so the number
+  lives next to the claims it was measured with. ``None`` if absent.
+  """
+  doc = importlib.import_module(papers.get_spec(paper_id).config).__doc__
+  match = _QUICK_TIME.search(doc or '')
+  if not match:
+    return None
+  found = re.sub(r'\s+', ' ', match.group(1))
+  return '~60 s' if found == 'a minute' else f'~{found.replace(" - ", "-")}'
+
+
+def _presets(paper_id: str) -> list[str]:
+  """The presets ``get_config`` of the paper accepts."""
+  out = []
+  for preset in common.PRESETS:
+    try:
+      papers.load_config(paper_id, preset)
+    except ValueError:
+      continue
+    out.append(preset)
+  return out
+
+
 def _registry_listing() -> str:
-  rows = [('id', '#', 'kind', 'target', 'device axis', 'claim')]
+  rows = [
+    ('id', '#', 'kind', 'presets', 'quick', 'device axis', 'target', 'claim')
+  ]
   for s in papers.PAPERS:
     rows.append(
-      (s.id, str(s.number), s.kind, s.target, s.device_axis or '-', s.claim)
+      (
+        s.id,
+        str(s.number),
+        s.kind,
+        ','.join(_presets(s.id)),
+        quick_time(s.id) or '?',
+        s.device_axis or '-',
+        s.target,
+        s.claim,
+      )
     )
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
   return '\n'.join(
     '  '.join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
     for r in rows
+  ) + (
+    '\n\nquick: measured wall time of the quick preset on 2 CPU cores '
+    '(config docstrings). Run one: python -m jaxopt_papers.reproduce '
+    '--paper=<id> --preset=<preset>'
   )
 
 
@@ -240,34 +378,100 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def paper_ids(arg: str) -> list[str]:
+  """Registry ids of ``--paper`` (``'all'`` or comma-separated ids).
+
+  Raises:
+    ValueError: if it names no paper or an unknown one (naming the ids).
+  """
   if arg == 'all':
     return [s.id for s in papers.PAPERS]
   ids = [p.strip() for p in arg.split(',') if p.strip()]
+  if not ids:
+    known = ', '.join(s.id for s in papers.PAPERS)
+    raise ValueError(f"--paper names no paper; pass 'all' or some of: {known}")
   for pid in ids:
     papers.get_spec(pid)  # ValueError naming the known ids
   return ids
 
 
+def check_preset(preset: str) -> str:
+  """``preset`` if it is one of ``common.PRESETS``; else a ValueError."""
+  if preset not in common.PRESETS:
+    raise ValueError(
+      f'unknown preset {preset!r}; presets: {", ".join(common.PRESETS)}'
+    )
+  return preset
+
+
+def summary(
+  reports: Sequence[experiment.Report], workdir: str | None, swap: bool
+) -> tuple[list[str], bool]:
+  """The lines printed after the scoreboard, and whether the run failed.
+
+  Where the reports went (with a workdir), then the claims that failed
+  (swapped: the comparisons that still hold), or that all held.
+  """
+  lines = []
+  if workdir:
+    lines.append(f'\nreports and curves under {workdir}/<paper>/')
+  if swap:
+    left = not_discriminating(reports)
+    lines += [f'not discriminating: {p}: {c}' for p, c in left]
+    if not left:
+      lines.append('every comparison fails swapped, as it must')
+    return lines, bool(left)
+  failed = [(r.paper, c.name) for r in reports for c in r.claims if not c.holds]
+  failed_papers = [r.paper for r in reports if not r.holds]
+  if failed_papers:
+    lines.append(f'claims failed for: {", ".join(failed_papers)}')
+    lines += [f'  {p}: {c}' for p, c in failed]
+  else:
+    lines.append(f'all {sum(len(r.claims) for r in reports)} claims hold')
+  return lines, bool(failed_papers)
+
+
+def error(message: object) -> int:
+  """Prints ``error: message`` (one line) to stderr; returns status 2."""
+  text = ' '.join(str(message).split()) or type(message).__name__
+  print(f'error: {text}', file=sys.stderr)
+  return 2
+
+
+def interrupted(e: BaseException | None = None) -> int:
+  """Prints the resume hint to stderr; returns status 130 (SIGINT).
+
+  The driver (:func:`experiment.train`) records on the exception the last
+  saved step and the run it belongs to; the hint names them.
+  """
+  step, run = getattr(e, 'step', None), getattr(e, 'run', None)
+  if step is None:
+    print(INTERRUPTED, file=sys.stderr)
+  else:
+    print(
+      f'interrupted at step {step} of {run}; rerun the same command to resume',
+      file=sys.stderr,
+    )
+  return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+  """The command line; bad flags or configs print one line and return 2."""
   args = parse_args(argv)
   if args.list:
     print(_registry_listing())
     return 0
-  enable_progress()
-  reports = reproduce(
-    paper_ids(args.paper), args.preset, args.workdir, swap=args.swap
-  )
+  try:
+    ids = paper_ids(args.paper)
+    check_preset(args.preset)
+    enable_progress()
+    reports = reproduce(ids, args.preset, args.workdir, swap=args.swap)
+  except KeyboardInterrupt as e:
+    return interrupted(e)
+  except ValueError as e:
+    return error(e)
   print(scoreboard(reports))
-  if args.workdir:
-    print(f'\nreports and curves under {args.workdir}/<paper>/')
-  if args.swap:
-    left = not_discriminating(reports)
-    for paper, claim in left:
-      print(f'not discriminating: {paper}: {claim}')
-    return 1 if (args.strict and left) else 0
-  failed = [r.paper for r in reports if not r.holds]
-  if failed:
-    print(f'claims failed for: {", ".join(failed)}')
+  lines, failed = summary(reports, args.workdir, args.swap)
+  print('\n'.join(lines))
   return 1 if (args.strict and failed) else 0
 
 

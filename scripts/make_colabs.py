@@ -35,8 +35,36 @@ from jaxopt_papers import papers
 COLABS = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'colabs')
 
 SETUP = """\
-# On Colab, install the library first (uncomment):
-# !pip install -q "git+https://github.com/<org>/jaxopt_papers"
+# Install jaxopt_papers when it is not importable (on Colab; a no-op in a
+# local checkout or after `pip install`). The package is not on PyPI: set
+# SOURCE to your clone's git URL ('git+https://github.com/OWNER/jaxopt_papers')
+# or to a wheel built with `python -m build` and uploaded here
+# ('/content/jaxopt_papers-0.1.0-py3-none-any.whl'). The preinstalled jax is
+# kept: the package goes in with --no-deps, then only its missing dependencies
+# (setup.cfg's install_requires). On a machine without jax, EXTRA = '[gpu]'
+# (CUDA 12) or '[tpu]' (Cloud TPU) also installs the matching jaxlib.
+import importlib.util
+import subprocess
+import sys
+
+SOURCE = 'git+https://github.com/OWNER/jaxopt_papers'  # set this
+EXTRA = ''
+if importlib.util.find_spec('jaxopt_papers') is None:
+  if 'OWNER' in SOURCE:
+    raise SystemExit('set SOURCE to the repository URL or a wheel path')
+  pip = [sys.executable, '-m', 'pip', 'install', '-q']
+  have_jax = importlib.util.find_spec('jax') is not None
+  subprocess.run([*pip, '--no-deps', SOURCE], check=True)
+  deps = ['optax>=0.2.8', 'flax>=0.12', 'chex>=0.1.90', 'absl-py',
+          'orbax-checkpoint>=0.12', 'ml-collections>=1.0', 'scipy',
+          'scikit-learn', 'ott-jax>=0.6', 'matplotlib', 'numpy>=2.0']
+  if have_jax:  # never replace the installed jax/jaxlib
+    import jax
+    deps.append(f'jax=={jax.__version__}')
+  else:
+    deps.append(f'jax{EXTRA}>=0.10')
+  subprocess.run([*pip, *deps], check=True)
+
 import jax
 import matplotlib.pyplot as plt
 

@@ -362,3 +362,200 @@ def test_build_names_the_config_path_of_a_bad_algo_value():
   config.algo.dt = -0.1
   with pytest.raises(ValueError, match='`algo.dt`'):
     experiment.build(config)
+
+
+# ------------------------------------------- wall-time saves, Ctrl-C, progress
+
+
+def _saves(monkeypatch):
+  """Records every checkpoint step the driver saves."""
+  steps = []
+  save = experiment._Checkpoints.save
+
+  def recording_save(self, step, state, leaves):
+    steps.append(step)
+    return save(self, step, state, leaves)
+
+  monkeypatch.setattr(experiment._Checkpoints, 'save', recording_save)
+  return steps
+
+
+def test_checkpoints_by_wall_time_and_resume(tmp_path, monkeypatch):
+  step, state, data = _problem()
+  kw = dict(num_steps=100, chunk_size=10, ckpt_every=1000, name='adam')
+  full_state, full_trace = experiment.train(step, state, data, **kw)
+  now = [0.0]
+
+  def tick(at_step, _):  # every chunk takes 12 s of the fake clock
+    now[0] += 12.0
+    if at_step == 80:
+      raise _Interrupt
+
+  saves = _saves(monkeypatch)
+  workdir = str(tmp_path)
+  with pytest.raises(_Interrupt):
+    experiment.train(
+      step,
+      state,
+      data,
+      workdir=workdir,
+      callback=tick,
+      clock=lambda: now[0],
+      **kw,
+    )
+  # Chunk ends at 0, 12, 24, 36 s (step 40: save), 48, 60, 72 s (step 70).
+  assert saves == [40, 70]
+  seen = []
+  got_state, got_trace = experiment.train(
+    step,
+    state,
+    data,
+    workdir=workdir,
+    callback=lambda s, m: seen.append(s),
+    **kw,
+  )
+  assert seen == [80, 90, 100]  # resumed from the wall-time save at 70
+  _assert_trees_equal(got_state, full_state)
+  _assert_trees_equal(got_trace, full_trace)
+  # Without the wall-time period only ckpt_every and the end save.
+  saves.clear()
+  experiment.train(
+    step,
+    state,
+    data,
+    workdir=str(tmp_path / 'steps'),
+    callback=tick,
+    clock=lambda: now[0],
+    ckpt_seconds=None,
+    **{**kw, 'num_steps': 60},
+  )
+  assert saves == [60]
+
+
+def _interrupt_on_chunk(monkeypatch, k, after_dispatch=False):
+  """The ``k``-th chunk run raises KeyboardInterrupt (a Ctrl-C)."""
+  calls = [0]
+  make = experiment._chunk_runner
+
+  def chunk_runner(step_fn, num_steps):
+    run = make(step_fn, num_steps)
+
+    def chunk(state, data):
+      calls[0] += 1
+      if calls[0] == k:
+        if after_dispatch:  # the state was donated to the chunk
+          jax.block_until_ready(run(state, data))
+        raise KeyboardInterrupt
+      return run(state, data)
+
+    return chunk
+
+  monkeypatch.setattr(experiment, '_chunk_runner', chunk_runner)
+
+
+def test_ctrl_c_saves_the_last_chunk_logs_and_resumes(
+  tmp_path, monkeypatch, caplog
+):
+  step, state, data = _problem()
+  kw = dict(num_steps=50, chunk_size=10, ckpt_every=40, name='adam')
+  full_state, full_trace = experiment.train(step, state, data, **kw)
+  workdir = str(tmp_path)
+  _interrupt_on_chunk(monkeypatch, 3)
+  with caplog.at_level('INFO', logger='jaxopt_papers'):
+    with pytest.raises(KeyboardInterrupt) as info:
+      experiment.train(step, state, data, workdir=workdir, **kw)
+  want = 'interrupted at step 20 of adam; rerun the same command to resume'
+  assert want in caplog.messages
+  assert info.value.step == 20 and info.value.run == 'adam'
+  monkeypatch.undo()
+  seen = []
+  got_state, got_trace = experiment.train(
+    step,
+    state,
+    data,
+    workdir=workdir,
+    callback=lambda s, m: seen.append(s),
+    **kw,
+  )
+  assert seen == [30, 40, 50]
+  _assert_trees_equal(got_state, full_state)
+  _assert_trees_equal(got_trace, full_trace)
+
+
+def test_ctrl_c_during_a_chunk_keeps_the_last_checkpoint(
+  tmp_path, monkeypatch, caplog
+):
+  step, state, data = _problem()
+  kw = dict(num_steps=50, chunk_size=10, ckpt_every=20, name='adam')
+  _interrupt_on_chunk(monkeypatch, 4, after_dispatch=True)
+  with caplog.at_level('INFO', logger='jaxopt_papers'):
+    with pytest.raises(KeyboardInterrupt):
+      experiment.train(step, state, data, workdir=str(tmp_path), **kw)
+  assert any(
+    m.startswith('interrupted at step 20 of adam') for m in caplog.messages
+  )
+  # Without a workdir nothing is saved: step 0.
+  caplog.clear()
+  _interrupt_on_chunk(monkeypatch, 2)
+  with caplog.at_level('INFO', logger='jaxopt_papers'):
+    with pytest.raises(KeyboardInterrupt):
+      experiment.train(step, state, data, **kw)
+  assert any(
+    m.startswith('interrupted at step 0 of adam') for m in caplog.messages
+  )
+
+
+def test_progress_line_estimates_time_left(caplog, capsys, monkeypatch):
+  now = [0.0]
+  make = experiment._chunk_runner
+
+  def chunk_runner(step_fn, num_steps):  # compiling: 100 s, then 60 s each
+    run = make(step_fn, num_steps)
+    first = [True]
+
+    def chunk(state, data):
+      now[0] += 100.0 if first[0] else 60.0
+      first[0] = False
+      return run(state, data)
+
+    return chunk
+
+  monkeypatch.setattr(experiment, '_chunk_runner', chunk_runner)
+
+  def step_fn(x, data):
+    return x + 1.0, {'total': jnp.sum(x)}
+
+  with caplog.at_level('INFO', logger='jaxopt_papers'):
+    experiment.train(
+      step_fn, jnp.zeros(2), num_steps=50, chunk_size=10, clock=lambda: now[0]
+    )
+  assert caplog.messages == [
+    'run: step 10/50 total=18',  # only the compile chunk so far
+    'run: step 20/50 total=38 ~3m left',  # 30 steps at 6 s
+    'run: step 30/50 total=58 ~2m left',
+    'run: step 40/50 total=78 ~60s left',
+    'run: step 50/50 total=98',
+  ]
+  monkeypatch.undo()
+  # Quiet by default: nothing printed without enable_progress.
+  caplog.clear()
+  experiment.train(step_fn, jnp.zeros(2), num_steps=20, chunk_size=10)
+  out = capsys.readouterr()
+  assert not out.out and not out.err
+
+
+def test_metrics_field_is_logged_by_name(caplog):
+  def step_fn(x, data):
+    row = {'loss': jnp.sum(x), 'metrics': {'test_acc': x[0] / 10}}
+    return x + 1.0, row
+
+  def bare(x, data):
+    return x + 1.0, {'metrics': x[0]}
+
+  with caplog.at_level('INFO', logger='jaxopt_papers'):
+    experiment.train(step_fn, jnp.zeros(2), num_steps=3, chunk_size=3)
+    experiment.train(bare, jnp.zeros(2), num_steps=3, chunk_size=3)
+  assert caplog.messages == [
+    'run: step 3/3 loss=4 test_acc=0.2',
+    'run: step 3/3 metric=2',
+  ]

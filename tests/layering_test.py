@@ -20,6 +20,7 @@ UPPER = (
   'benchmarking',
   'papers',
   'reproduce',
+  'cli',
 )
 NOT_ALGORITHMS = ('core', *TESTBEDS, *UPPER)
 

@@ -48,11 +48,25 @@ def test_imports_are_lazy():
 
 
 def test_readme_python_examples_run():
-  """Every ```python block of the README runs as written."""
+  """Every ```python block of the README runs as written and prints."""
+  import contextlib
+  import io
+
   blocks = README.read_text().split('```python\n')[1:]
-  assert len(blocks) >= 2
-  for block in blocks:
+  assert len(blocks) >= 3
+  for i, block in enumerate(blocks):
     code = block.split('```')[0].replace('3000)', '30)')  # keep it quick
+    out = io.StringIO()
     # User code may rely on numpy broadcasting; conftest forbids it for us.
-    with jax.numpy_rank_promotion('allow'):
-      exec(compile(code, 'README.md', 'exec'), {})
+    with jax.numpy_rank_promotion('allow'), contextlib.redirect_stdout(out):
+      exec(compile(code, f'README.md block {i}', 'exec'), {})
+    assert out.getvalue().strip(), f'README block {i} prints nothing'
+
+
+def test_readme_commands_have_no_placeholders():
+  """Shell lines paste as written: no ``[--flag]`` or ``<placeholder>``."""
+  import re
+
+  for block in README.read_text().split('```bash\n')[1:]:
+    for line in block.split('```')[0].splitlines():
+      assert not re.search(r'\[--|<[a-z_]+>', line), line

@@ -1,4 +1,5 @@
-"""The main job's command line: --list, scoreboard, --strict, workdir guard."""
+"""The main job's command line: --list, scoreboard, --strict, workdir guard,
+one-line errors, Ctrl-C."""
 
 import pytest
 
@@ -53,9 +54,15 @@ def test_workdir_of_another_config_is_refused(tmp_path):
   config = papers.load_config('cbo', 'quick')
   reproduce._check_workdir(str(tmp_path), config)
   reproduce._check_workdir(str(tmp_path), config)  # same config: fine
+  steps = config.num_steps
   config.num_steps += 1
-  with pytest.raises(ValueError, match='different config'):
+  config.gd.learning_rate = 0.5
+  with pytest.raises(ValueError, match='different config') as e:
     reproduce._check_workdir(str(tmp_path), config)
+  message = str(e.value)
+  assert f'num_steps: {steps} -> {steps + 1}' in message
+  assert 'gd.learning_rate:' in message and '-> 0.5' in message
+  assert 'num_seeds' not in message  # only the keys that differ
 
 
 def _swapped(holds, exempt=''):
@@ -103,3 +110,83 @@ def test_swap_strict_fails_on_a_comparison_that_still_holds(
   assert calls[0]['swap'] is True
   out = capsys.readouterr().out
   assert ('not discriminating: demo' in out) == holds
+
+
+def test_list_shows_presets_and_the_quick_time(capsys):
+  assert reproduce.main(['--list']) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].split()[:5] == ['id', '#', 'kind', 'presets', 'quick']
+  for spec in papers.PAPERS:
+    seconds = reproduce.quick_time(spec.id)
+    assert seconds is not None, f'{spec.id}: no "quick ... N s" in docstring'
+    assert seconds.startswith('~') and seconds.endswith(' s'), seconds
+    (row,) = [line for line in lines if line.split()[:1] == [spec.id]]
+    assert row.split()[3:5] == ['smoke,quick,full', seconds.split()[0]]
+  assert reproduce.quick_time('cbo') == '~18 s'
+
+
+@pytest.mark.parametrize(
+  'argv, needle',
+  [
+    (['--paper='], "pass 'all' or some of: frugal, cbo"),
+    (['--paper=cbo,nope'], "unknown paper 'nope'; known: frugal, cbo"),
+    (['--paper=cbo', '--preset=fast'], 'presets: smoke, quick, full'),
+  ],
+)
+def test_bad_flags_print_one_line(monkeypatch, capsys, argv, needle):
+  ran = []
+  monkeypatch.setattr(experiment, 'run', lambda *a: ran.append(a))
+  assert reproduce.main(argv) == 2
+  captured = capsys.readouterr()
+  assert captured.out == '' and not ran
+  (line,) = captured.err.splitlines()
+  assert line.startswith('error: ') and needle in line
+
+
+def test_config_of_another_paper_is_refused():
+  config = papers.load_config('cbo', 'smoke')
+  reproduce.check_config(config)  # its own: fine
+  config.paper = 'subgm'  # what --config.paper=subgm does
+  with pytest.raises(ValueError, match="not subgm's .*lacks .*alphas"):
+    reproduce.check_config(config)
+  with pytest.raises(ValueError, match="not subgm's"):
+    reproduce.reproduce(['subgm'], 'smoke', configs={'subgm': config})
+
+
+def test_ctrl_c_prints_how_to_resume(monkeypatch, capsys, tmp_path):
+  def interrupted(config, workdir):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(experiment, 'run', interrupted)
+  argv = ['--paper=cbo', '--preset=smoke', f'--workdir={tmp_path}']
+  assert reproduce.main(argv) == 130
+  captured = capsys.readouterr()
+  assert captured.err.splitlines()[-1] == (
+    'interrupted; rerun the same command to resume'
+  )
+  assert 'Traceback' not in captured.err
+
+
+def test_ctrl_c_inside_the_driver_names_the_saved_step(monkeypatch, capsys):
+  def interrupted(config, workdir):
+    e = KeyboardInterrupt()
+    e.step, e.run = 40, 'cbo'  # what experiment.train records
+    raise e
+
+  monkeypatch.setattr(experiment, 'run', interrupted)
+  assert reproduce.main(['--paper=cbo', '--preset=smoke']) == 130
+  assert capsys.readouterr().err.splitlines()[-1] == (
+    'interrupted at step 40 of cbo; rerun the same command to resume'
+  )
+
+
+def test_summary_names_the_report_path_and_failed_claims():
+  lines, failed = reproduce.summary(
+    [_report(True), _report(False)], '/tmp/w', swap=False
+  )
+  assert failed
+  assert lines[0].strip() == 'reports and curves under /tmp/w/<paper>/'
+  assert 'claims failed for: demo' in lines
+  assert '  demo: x < 1' in lines
+  lines, failed = reproduce.summary([_report(True)], None, swap=False)
+  assert lines == ['all 1 claims hold'] and not failed

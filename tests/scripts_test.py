@@ -3,19 +3,23 @@
 import json
 import os
 import pathlib
+import re
+import signal
 import subprocess
 import sys
+
+import pytest
 
 from jaxopt_papers import benchmarking, papers
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _run(args, tmp_path):
+def _run(args, tmp_path, cwd=ROOT):
   env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
   return subprocess.run(
     [sys.executable, *args],
-    cwd=ROOT,
+    cwd=cwd,
     env=env,
     capture_output=True,
     text=True,
@@ -74,16 +78,134 @@ def test_benchmark_quick_covers_the_registry(tmp_path):
 
 
 def test_swapped_run_from_the_script(tmp_path):
+  # A paper id, not a path, run outside the checkout (as from a wheel).
   out = _run(
     [
-      'scripts/reproduce.py',
-      '--config=jaxopt_papers/configs/subgm.py:smoke',
+      str(ROOT / 'scripts' / 'reproduce.py'),
+      '--config=subgm:smoke',
       '--swap',
       f'--workdir={tmp_path}',
     ],
     tmp_path,
+    cwd=tmp_path,
   )
   assert out.returncode == 0, out.stderr[-3000:]
   assert 'swapped' in out.stdout.splitlines()[0]
   report = json.loads((tmp_path / 'subgm-swap' / 'report.json').read_text())
   assert report['swapped'] is True
+  assert f'reports and curves under {tmp_path}/<paper>/' in out.stdout
+
+
+def test_script_none_field_override_quiet_logs_and_verdicts(tmp_path):
+  out = _run(
+    [
+      'scripts/reproduce.py',
+      '--config=fedau:smoke',
+      '--config.algo.cutoff=50',
+      f'--workdir={tmp_path}',
+    ],
+    tmp_path,
+  )
+  assert out.returncode == 0, out.stderr[-3000:]
+  config = json.loads((tmp_path / 'fedau' / 'config.json').read_text())
+  assert config['algo']['cutoff'] == 50
+  assert (tmp_path / 'fedau' / 'report.json').exists()
+  # orbax/absl INFO lines are off: only the driver's progress lines remain.
+  assert 'INFO' not in out.stderr and 'orbax' not in out.stderr.lower()
+  assert len(out.stderr.splitlines()) < 10, out.stderr
+  lines = out.stdout.splitlines()
+  at = lines.index(f'reports and curves under {tmp_path}/<paper>/')
+  # smoke claims are not expected to hold: each failed one is named.
+  assert lines[at + 1] == 'claims failed for: fedau'
+  assert all(line.startswith('  fedau: ') for line in lines[at + 2 :])
+
+
+@pytest.mark.parametrize(
+  'args, needle',
+  [
+    (['--paper=cbo,nope'], "unknown paper 'nope'; known: frugal, cbo"),
+    (['--config=cbo:smoke', '--paper=subgm'], '--paper=subgm conflicts'),
+    (['--config=cbo:smoke', '--config.paper=subgm'], "not subgm's"),
+    (['--config=cbo:fast'], 'presets: smoke, quick, full'),
+  ],
+)
+def test_script_errors_are_one_line(tmp_path, args, needle):
+  out = _run(['scripts/reproduce.py', *args], tmp_path)
+  assert out.returncode == 2, out.stderr[-3000:]
+  (line,) = out.stderr.splitlines()
+  assert line.startswith('error: ') and needle in line
+  assert out.stdout == ''
+
+
+def test_script_ctrl_c_prints_how_to_resume(tmp_path):
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  proc = subprocess.Popen(
+    [
+      sys.executable,
+      'scripts/reproduce.py',
+      '--config=cbo:quick',
+      f'--workdir={tmp_path}',
+    ],
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+  lines = []
+  for line in proc.stderr:  # wait until the experiment has started
+    lines.append(line)
+    if '[1/1] cbo' in line:
+      break
+  proc.send_signal(signal.SIGINT)
+  _, rest = proc.communicate(timeout=120)
+  err = ''.join(lines) + rest
+  assert proc.returncode == 130, err[-3000:]
+  assert 'Traceback' not in err
+  # One line, the last: how to resume (and the step saved so far, when the
+  # signal came inside the driver).
+  last = err.splitlines()[-1]
+  assert re.fullmatch(
+    r'interrupted( at step \d+ of \S+)?; rerun the same command to resume',
+    last,
+  ), last
+
+
+def test_installed_wheel_runs_a_paper_by_id(tmp_path):
+  """The wheel alone (no checkout, no scripts/): `jaxopt-reproduce`
+  resolves `--config=<id>:<preset>` through the installed package."""
+  wheels, target = tmp_path / 'wheels', tmp_path / 'site'
+  pip = [sys.executable, '-m', 'pip']
+  subprocess.run(
+    [*pip, 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', wheels]
+    + [str(ROOT)],
+    check=True,
+    capture_output=True,
+  )
+  (wheel,) = wheels.glob('jaxopt_papers-*.whl')
+  subprocess.run(
+    [*pip, 'install', '-q', '--no-deps', '--target', target, wheel],
+    check=True,
+    capture_output=True,
+  )
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  env['PYTHONPATH'] = str(target)  # ahead of the checkout's editable install
+  run = lambda *args: subprocess.run(
+    [sys.executable, *args],
+    cwd=tmp_path,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
+  where = run('-c', 'import jaxopt_papers; print(jaxopt_papers.__file__)')
+  assert where.stdout.startswith(str(target)), where.stdout
+  out = run(
+    str(target / 'bin' / 'jaxopt-reproduce'),
+    '--config=subgm:smoke',
+    f'--workdir={tmp_path / "w"}',
+  )
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert 'subgm' in out.stdout
+  assert (tmp_path / 'w' / 'subgm' / 'report.json').exists()

@@ -84,7 +84,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       merit_hessian='lagrangian',
       max_sketch_steps=1_000_000,
       # None: the paper's adaptive accuracy test (the swap sets a budget).
-      fixed_sketch_steps=None,
+      # A placeholder (None) so --config.algo.fixed_sketch_steps=N parses.
+      fixed_sketch_steps=ml_collections.config_dict.placeholder(int),
     )
   )
   c.data = ml_collections.ConfigDict(

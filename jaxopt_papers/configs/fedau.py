@@ -72,7 +72,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     dict(p_min=0.02, slope=0.5, p_max=0.6)
   )
   c.algo = ml_collections.ConfigDict(
-    dict(local_lr=0.1, num_local_steps=5, server_lr=0.2, cutoff=None)
+    dict(
+      local_lr=0.1,
+      num_local_steps=5,
+      server_lr=0.2,
+      # None: no cutoff; a placeholder so --config.algo.cutoff=50 parses.
+      cutoff=ml_collections.config_dict.placeholder(int),
+    )
   )
   c.patterns = ('bernoulli',)
   c.num_rounds = 3000

@@ -77,7 +77,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # VRHalpern fields; the step size is 1/L of each seed's problem (passed as
   # `lipschitz` by the experiment). None: p = 1/sqrt(n), b = ceil(sqrt(n)).
   c.algo = ml_collections.ConfigDict(
-    dict(prob=None, batch_size=None, residual_every=1),
+    dict(
+      # Placeholders (None) so --config.algo.prob=... parses.
+      prob=ml_collections.config_dict.placeholder(float),
+      batch_size=ml_collections.config_dict.placeholder(int),
+      residual_every=1,
+    ),
     type_safe=False,
   )
   c.data = ml_collections.ConfigDict(

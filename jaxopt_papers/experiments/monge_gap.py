@@ -96,7 +96,7 @@ def _fit(config, lam, pair, params0, keys, err_fn, workdir, name):
 
   def step(state, data):
     new_state, row = est.step(state, data)
-    return new_state, {'fit': row, 'map_error': err_fn(state.params)}
+    return new_state, {'fit': row, 'rel_map_error': err_fn(state.params)}
 
   state0 = jax.vmap(est.init, in_axes=(None, 0))(params0, keys)
   state, rows = experiment.train(
@@ -108,8 +108,8 @@ def _fit(config, lam, pair, params0, keys, err_fn, workdir, name):
     name=name,
   )
   final = np.asarray(jax.vmap(err_fn)(state.params))  # [seeds]
-  # rows['map_error'][t] is the error of the map step t starts from.
-  return final, rows['fit'], np.asarray(rows['map_error'])
+  # rows['rel_map_error'][t] is the error of the map step t starts from.
+  return final, rows['fit'], np.asarray(rows['rel_map_error'])
 
 
 def _floor(config, a_star, b_star, rot_a, mean):

@@ -20,6 +20,8 @@ paper's benchmark entry (:func:`benchmark`), its cells of the
 :func:`example`.
 """
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,6 +31,13 @@ from jaxopt_papers import benchmarking, experiment
 from jaxopt_papers.core import checks
 from jaxopt_papers.core import solver as solver_lib
 from jaxopt_papers.ntk import analytic, dynamics, empirical, models
+
+
+class _Row(NamedTuple):
+  """One GD step (named in the driver's log lines)."""
+
+  loss: jax.Array  # training loss of the parameters the step starts from
+  outputs: jax.Array  # the network's outputs on every input, [points]
 
 
 def example(key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -135,7 +144,7 @@ def _track(config, width, seed, workdir):
   def step(state, batch):  # GD step; the row records the outputs it starts from
     outputs = net.apply(state.params, x_all)[:, 0]
     state, row = gd.step(state, batch)
-    return state, (row.loss, outputs)
+    return state, _Row(row.loss, outputs)
 
   _, (loss, outputs) = experiment.train(
     step,

@@ -39,6 +39,13 @@ from jaxopt_papers.distributed import onebit_adam as onebit_lib
 from jaxopt_papers.models import mlp
 
 
+class _Row(NamedTuple):
+  """One step of one worker and seed (named in the driver's log lines)."""
+
+  minibatch_loss: jax.Array  # the loss of the batch the step starts on
+  param_checksum: jax.Array  # sum of every parameter entry
+
+
 def adam_no_bias_correction(
   learning_rate, b1, b2, eps, weight_decay=0.0, *, axis_name='data', **unused
 ) -> optax.GradientTransformation:
@@ -145,7 +152,7 @@ def _make_step(tx, loss_fn, batch_size, state, mesh):
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = _State(params, opt_state, state.key, state.step + 1)
-    return new_state, (loss, checksum)
+    return new_state, _Row(loss, checksum)
 
   seeds = _axes(state, 0, None)
   per_worker = jax.vmap(one, in_axes=(seeds, None), out_axes=(seeds, 0))
@@ -403,11 +410,11 @@ def run(config, workdir: str | None = None) -> experiment.Report:
     claims=claims,
     metrics=metrics,
     curves={
-      'minibatch loss (mean of workers and seeds, 20-step average)': (
+      'minibatch loss, mean of workers and seeds': (
         experiment.Curve(
           x=[float(t + 20) for t in range(n_smooth)],
           series=curves,
-          ylabel='cross-entropy',
+          ylabel='cross-entropy, 20-step average',
           logy=True,
         )
       ),

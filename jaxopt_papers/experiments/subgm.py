@@ -14,6 +14,8 @@ the baseline also its best error along the whole trajectory (an oracle
 early stopping, the most generous reading for the baseline).
 """
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,21 +56,53 @@ def _problems(config, keys):
   )(keys)
 
 
+def _error_field(alpha: float) -> str:
+  return f'relative_error[alpha={alpha:g}]'
+
+
+class _Trace(NamedTuple):
+  """The experiment's trace, fields ``[steps, seeds, alphas]``."""
+
+  relative_error: np.ndarray
+  step_size: np.ndarray
+  finite: np.ndarray
+
+
 def _train(config, workdir, solver, u0, problems, name):
-  """Runs ``solver`` from ``u0`` ``[seeds, alphas, d, r']``."""
+  """Runs ``solver`` from ``u0`` ``[seeds, alphas, d, r']``.
+
+  The trace row holds one relative-error field per alpha (the driver's log
+  averages a field over its seeds and any other axis, so one field over
+  all alphas would mix error floors orders of magnitude apart).
+  """
+  alphas = tuple(config.alphas)
   step = jax.vmap(
     jax.vmap(solver.step, in_axes=(0, None)),  # alphas share the problem
     in_axes=(0, 0),  # seeds
   )
+
+  def step_per_alpha(state, data):
+    state, row = step(state, data)  # row fields: [seeds, alphas]
+    out = {
+      _error_field(a): row.relative_error[:, j] for j, a in enumerate(alphas)
+    }
+    out.update(step_size=row.step_size, finite=row.finite)
+    return state, out
+
   state0 = jax.vmap(jax.vmap(solver.init))(u0)
-  state, trace = experiment.train(
-    step,
+  state, rows = experiment.train(
+    step_per_alpha,
     state0,
     problems,
     num_steps=config.num_steps,
     **experiment.chunking(config, workdir),
     name=name,
     seeded=True,  # [steps, seeds, alphas]
+  )
+  trace = _Trace(
+    relative_error=np.stack([rows[_error_field(a)] for a in alphas], -1),
+    step_size=np.asarray(rows['step_size']),
+    finite=np.asarray(rows['finite']),
   )
   final = jax.vmap(
     jax.vmap(solver.relative_error, in_axes=(0, None)), in_axes=(0, 0)
@@ -170,26 +204,37 @@ def _run(config, workdir):
   for j, a in enumerate(alphas):
     metrics[f'subgm alpha={a:g}'] = {
       'median_final_rel_error': float(np.median(err_l1[:, j])),
+      'mean_final_rel_error': float(np.mean(err_l1[:, j])),
       'max_final_rel_error': float(np.max(err_l1[:, j])),
       'all_finite': bool(np.all(np.asarray(tr_l1.finite)[..., j])),
     }
   for j, a in enumerate(alphas):
     metrics[f'l2_gd alpha={a:g}'] = {
       'median_final_rel_error': float(np.median(err_l2[:, j])),
+      'mean_final_rel_error': float(np.mean(err_l2[:, j])),
       'min_best_rel_error': float(np.min(best_l2[:, j])),
       'all_finite': bool(np.all(np.asarray(tr_l2.finite)[..., j])),
     }
 
   num = config.num_steps
   stride = max(1, num // 300)
-  x = np.arange(0, num, stride, dtype=float).tolist()
-  med = lambda tr, j: np.median(tr.relative_error[:, :, j], axis=1)[
-    ::stride
-  ].tolist()
-  series = {f'SubGM alpha={a:g}': med(tr_l1, j) for j, a in enumerate(alphas)}
-  series[f'l2-GD alpha={c.alpha:g}'] = med(tr_l2, i)
+  # Steps 0 .. num (the final state's error last), mean over seeds: the
+  # driver's log reduction of the relative_error[alpha=...] fields; the
+  # last point is mean_final_rel_error in the metrics.
+  steps = np.arange(num + 1)
+  keep = np.unique(np.append(steps[::stride], num))
+  x = steps[keep].astype(float).tolist()
+
+  def mean(tr, final, j):
+    errs = experiment.append_final(tr.relative_error[:, :, j], final[:, j])
+    return np.mean(errs, axis=1)[keep].tolist()
+
+  series = {
+    f'SubGM alpha={a:g}': mean(tr_l1, err_l1, j) for j, a in enumerate(alphas)
+  }
+  series[f'l2-GD alpha={c.alpha:g}'] = mean(tr_l2, err_l2, i)
   curves = {
-    'relative error (median over seeds)': experiment.Curve(
+    'relative error (mean over seeds)': experiment.Curve(
       x=x, series=series, ylabel='||UU^T - X*|| / ||X*||', logy=True
     ),
     'step size': experiment.Curve(
