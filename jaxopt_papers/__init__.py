@@ -1,8 +1,8 @@
 """jaxopt_papers: optimization papers as optax transforms and scan solvers.
 
 Public namespaces (imported on first access): the paper families
-:mod:`optim`, :mod:`solvers`, :mod:`ntk`, :mod:`ot`, :mod:`rl`, :mod:`graph`,
-:mod:`distributed` and :mod:`federated`; :mod:`core`, :mod:`models`,
+:mod:`optim`, :mod:`solvers`, :mod:`bilevel`, :mod:`ntk`, :mod:`ot`,
+:mod:`rl`, :mod:`graph`, :mod:`distributed` and :mod:`federated`; :mod:`core`, :mod:`models`,
 :mod:`data`, :mod:`configs`, :mod:`experiments`, :mod:`papers` (the
 registry), :mod:`experiment` (the driver) and :mod:`reproduce` (the main
 job). Import a paper directly, e.g. ``from jaxopt_papers.optim import
@@ -14,6 +14,7 @@ import importlib
 __version__ = '0.1.0'
 
 _NAMESPACES = (
+  'bilevel',
   'configs',
   'core',
   'data',

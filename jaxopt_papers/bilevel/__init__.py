@@ -1,0 +1,1 @@
+"""Bilevel solvers (BO-REP, RARTS) and their shared hypergradient pieces."""
