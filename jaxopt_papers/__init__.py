@@ -2,11 +2,11 @@
 
 Public namespaces (imported on first access): the paper families
 :mod:`optim`, :mod:`solvers`, :mod:`bilevel`, :mod:`ntk`, :mod:`ot`,
-:mod:`rl`, :mod:`graph`, :mod:`distributed` and :mod:`federated`; :mod:`core`, :mod:`models`,
-:mod:`data`, :mod:`configs`, :mod:`experiments`, :mod:`papers` (the
-registry), :mod:`experiment` (the driver) and :mod:`reproduce` (the main
-job). Import a paper directly, e.g. ``from jaxopt_papers.optim import
-frugal``.
+:mod:`rl`, :mod:`graph`, :mod:`distributed` and :mod:`federated`;
+:mod:`core`, :mod:`models`, :mod:`data`, :mod:`configs`, :mod:`experiments`,
+:mod:`papers` (the registry), :mod:`experiment` (the driver) and
+:mod:`reproduce` (the main job). Import a paper directly, e.g.
+``from jaxopt_papers.optim import frugal``.
 """
 
 import importlib

@@ -33,6 +33,8 @@ __all__ = [
   'Solver',
   'freeze',
   'run_scan',
+  'sample_rows',
+  'tree_all_finite',
 ]
 
 
@@ -42,6 +44,52 @@ class Solver(Protocol):
   def init(self, *args: Any, **kwargs: Any) -> Any: ...
 
   def step(self, state: Any, data: Any) -> tuple[Any, Any]: ...
+
+
+def tree_all_finite(tree: Any) -> jax.Array:
+  """Scalar bool: no NaN or inf in any floating or complex leaf of ``tree``.
+
+  Integer and boolean leaves (step counters, masks) count as finite; an
+  empty tree is finite. Solvers put ``~tree_all_finite(state)`` in their
+  trace as the ``nonfinite`` flag the driver's health check reads.
+  """
+  leaves = [
+    jnp.all(jnp.isfinite(x))
+    for x in jax.tree.leaves(tree)
+    if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+  ]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def sample_rows(
+  data: Any, key: jax.Array, batch_size: int | None, *, replace: bool = True
+) -> Any:
+  """A minibatch: the same ``batch_size`` rows of every leaf of ``data``.
+
+  Rows are drawn uniformly along each leaf's leading axis, with replacement
+  (``randint``) or without (``jax.random.choice(replace=False)``, which
+  needs ``batch_size <= n``). ``batch_size=None`` returns ``data`` itself
+  (the full batch). Shapes are static, so this runs inside ``jit`` and
+  ``scan``.
+
+  Raises:
+    ValueError: ``data`` has no leaves, or its leaves disagree on the
+      number of rows.
+  """
+  if batch_size is None:
+    return data
+  leaves = jax.tree.leaves(data)
+  if not leaves:
+    raise ValueError('a batch size needs data to sample from, got no leaves')
+  sizes = {jnp.shape(x)[0] for x in leaves}
+  if len(sizes) != 1:
+    raise ValueError(f'data leaves have different leading sizes {sizes}')
+  (n,) = sizes
+  if replace:
+    idx = jax.random.randint(key, (batch_size,), 0, n)
+  else:
+    idx = jax.random.choice(key, n, (batch_size,), replace=False)
+  return jax.tree.map(lambda a: jnp.asarray(a)[idx], data)
 
 
 def freeze(done: jax.Array, old: Any, new: Any) -> Any:

@@ -134,6 +134,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_papers.core import checks, compress
+from jaxopt_papers.core import solver as solver_lib
 
 __all__ = [
   'ScaleByOnebitAdamState',
@@ -639,12 +640,16 @@ def scale_by_onebit_adam(
     )
     if not skip_nonfinite:
       # mu and nu come out of the collectives: the same on every worker.
-      bad = jnp.logical_not(_all_finite((new_state.mu, new_state.nu)))
+      bad = jnp.logical_not(
+        solver_lib.tree_all_finite((new_state.mu, new_state.nu))
+      )
       return new_updates, new_state._replace(
         nonfinite=_count_if(bad, state.nonfinite, wire)
       )
     # One decision for all workers: any worker's gradient or new state.
-    local_bad = jnp.logical_not(_all_finite((updates, new_state)))
+    local_bad = jnp.logical_not(
+      solver_lib.tree_all_finite((updates, new_state))
+    )
     bad = wire.pmax(local_bad)
     keep = lambda old, new: jnp.where(bad, old, new)
     new_state = jax.tree.map(keep, state, new_state)
@@ -666,11 +671,6 @@ class _Hyper(NamedTuple):
   freeze_step: int
   error_feedback: bool
   bias_correction: bool
-
-
-def _all_finite(tree) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
 def _count_if(bad, count, wire):

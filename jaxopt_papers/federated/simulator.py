@@ -65,6 +65,7 @@ import optax
 from jax.typing import ArrayLike
 
 from jaxopt_papers.core import checks, parallel
+from jaxopt_papers.core import solver as solver_lib
 
 __all__ = [
   'SERVER_ID',
@@ -511,11 +512,11 @@ def evaluate(
 
 
 def tree_isfinite(tree: Any) -> jax.Array:
-  """Scalar bool: every entry of every leaf of ``tree`` is finite."""
-  leaves = jax.tree.leaves(tree)
-  if not leaves:
-    return jnp.asarray(True)
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+  """Scalar bool: every entry of every leaf of ``tree`` is finite.
+
+  :func:`jaxopt_papers.core.solver.tree_all_finite`, kept under this name.
+  """
+  return solver_lib.tree_all_finite(tree)
 
 
 def tree_bytes(tree: Any) -> int:

@@ -161,10 +161,6 @@ def _resolvent(problem: FiniteSumProblem, u: jax.Array, eta) -> jax.Array:
   return problem.resolvent(u, eta)
 
 
-def _all_finite(*xs: jax.Array) -> jax.Array:
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in xs]))
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class _FiniteSumSolver(abc.ABC):
   """Shared fields, validation, device mapping and bookkeeping."""
@@ -253,10 +249,10 @@ class _FiniteSumSolver(abc.ABC):
     blown_up = computed & (residual > self.max_residual_growth * residual0)
     bad_row = (
       state.diverged
-      | ~_all_finite(state.u, residual)
+      | ~solver_lib.tree_all_finite((state.u, residual))
       | (blown_up & (residual0 > 0))
     )
-    bad = bad_row | ~_all_finite(new.u, new.f_est)
+    bad = bad_row | ~solver_lib.tree_all_finite((new.u, new.f_est))
     new = new._replace(
       step=k + 1,
       num_evals=state.num_evals + evals,

@@ -103,6 +103,54 @@ CASES = {
       schedule=False,
     ),
     Case(
+      'jaxopt_papers.optim.normalized_lr_gd:normalized_lr_gd',
+      dict(learning_rate=5e-3),
+      hyper=('learning_rate', 2e-3),
+      # a fixed-length step of 5e-3 travels ~11 units before it can settle
+      num_steps=6000,
+      static_args=('axis_name',),
+    ),
+    Case(
+      'jaxopt_papers.optim.normalized_lr_gd:scale_by_normalized_gradient',
+      dict(),
+      hyper=('eps', 1e-3),
+      direction=True,
+      scale=-5e-3,
+      num_steps=6000,
+      static_args=('axis_name',),
+      schedule=False,
+    ),
+    Case(
+      'jaxopt_papers.optim.last_iterate_sgd:prox_sgd',
+      dict(learning_rate=1.5e-3, l1_strength=0.0),
+      hyper=('learning_rate', 1e-3),
+      # plain SGD (no prox): Rosenbrock's valley needs ~2e4 steps at 1.5e-3
+      num_steps=20000,
+      static_args=('projection',),
+    ),
+    Case(
+      'jaxopt_papers.optim.last_iterate_sgd:entropic_mirror_descent',
+      dict(learning_rate=1e-2),
+      hyper=('learning_rate', 5e-3),
+      static_args=('axis',),
+      na={
+        'optimizes': 'the iterate lives on the simplex (the params are its '
+        'log-weights, renormalized every step): the contract targets have '
+        'negative and unnormalized entries',
+      },
+    ),
+    Case(
+      'jaxopt_papers.bilevel.rarts:darts_weight_optimizer',
+      dict(learning_rate=1e-3, momentum=0.9, weight_decay=0.0),
+      hyper=('learning_rate', 5e-4),
+      num_steps=20000,
+    ),
+    Case(
+      'jaxopt_papers.bilevel.rarts:darts_alpha_optimizer',
+      dict(learning_rate=1e-2, weight_decay=0.0),
+      hyper=('learning_rate', 5e-3),
+    ),
+    Case(
       f'{_DISTRIBUTED}.onebit_adam:onebit_adam',
       dict(learning_rate=1e-2, freeze_step=50),
       hyper=('learning_rate', 3e-3),
@@ -327,6 +375,7 @@ def _minimize(tx, params, f, num_steps):
 @cases
 @pytest.mark.parametrize('target', [parabola, rosenbrock, matrix, mixed])
 def test_optimizes(case, target):
+  _na(case, 'optimizes')
   x0, x_star, f = target(jnp.float32)
   tx = build(case)
   params, losses = jax.jit(lambda p: _minimize(tx, p, f, case.num_steps))(x0)

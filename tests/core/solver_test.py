@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from jaxopt_papers.core import solver
 
@@ -68,3 +69,35 @@ def test_optax_solver_batches_from_key():
   _, t3 = run(jnp.zeros(4), jax.random.key(1), jnp.ones(4), 3)
   np.testing.assert_array_equal(t1.loss, t2.loss)
   assert not np.array_equal(t1.loss, t3.loss)
+
+
+def test_tree_all_finite_reads_only_float_leaves():
+  good = {'w': jnp.ones(3), 'step': jnp.asarray(3), 'mask': jnp.ones(2, bool)}
+  assert bool(solver.tree_all_finite(good))
+  assert bool(solver.tree_all_finite({}))
+  for bad in (jnp.nan, jnp.inf, -jnp.inf):
+    tree = {**good, 'w': jnp.asarray([1.0, bad, 2.0])}
+    assert not bool(solver.tree_all_finite(tree))
+  assert not bool(solver.tree_all_finite(jnp.asarray([1j, jnp.nan])))
+
+
+@pytest.mark.parametrize('replace', [True, False])
+def test_sample_rows_takes_the_same_rows_of_every_leaf(replace):
+  data = {'x': jnp.tile(jnp.arange(10.0)[:, None], (1, 3)), 'i': jnp.arange(10)}
+  batch = jax.jit(lambda k: solver.sample_rows(data, k, 6, replace=replace))(
+    jax.random.key(0)
+  )
+  assert batch['x'].shape == (6, 3) and batch['i'].shape == (6,)
+  np.testing.assert_array_equal(batch['x'][:, 0], batch['i'])
+  if not replace:
+    assert len(set(np.asarray(batch['i']).tolist())) == 6
+  assert solver.sample_rows(data, jax.random.key(0), None) is data
+
+
+def test_sample_rows_refuses_ragged_or_empty_data():
+  with pytest.raises(ValueError, match='different leading sizes'):
+    solver.sample_rows(
+      {'a': jnp.ones(3), 'b': jnp.ones(4)}, jax.random.key(0), 2
+    )
+  with pytest.raises(ValueError, match='no leaves'):
+    solver.sample_rows({}, jax.random.key(0), 2)
