@@ -2,7 +2,8 @@
 
 Public namespaces (imported on first access): the paper families
 :mod:`optim`, :mod:`solvers`, :mod:`bilevel`, :mod:`ntk`, :mod:`ot`,
-:mod:`rl`, :mod:`graph`, :mod:`distributed` and :mod:`federated`;
+:mod:`rl`, :mod:`graph`, :mod:`distributed`, :mod:`federated` and
+:mod:`privacy`;
 :mod:`core`, :mod:`models`, :mod:`data`, :mod:`configs`, :mod:`experiments`,
 :mod:`papers` (the registry), :mod:`experiment` (the driver) and
 :mod:`reproduce` (the main job). Import a paper directly, e.g.
@@ -28,6 +29,7 @@ _NAMESPACES = (
   'optim',
   'ot',
   'papers',
+  'privacy',
   'reproduce',
   'rl',
   'solvers',

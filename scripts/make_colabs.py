@@ -57,7 +57,8 @@ if importlib.util.find_spec('jaxopt_papers') is None:
   subprocess.run([*pip, '--no-deps', SOURCE], check=True)
   deps = ['optax>=0.2.8', 'flax>=0.12', 'chex>=0.1.90', 'absl-py',
           'orbax-checkpoint>=0.12', 'ml-collections>=1.0', 'scipy',
-          'scikit-learn', 'ott-jax>=0.6', 'matplotlib', 'numpy>=2.0']
+          'scikit-learn', 'ott-jax>=0.6', 'matplotlib', 'numpy>=2.0',
+          'dp-accounting>=0.6.0']
   if have_jax:  # never replace the installed jax/jaxlib
     import jax
     deps.append(f'jax=={jax.__version__}')

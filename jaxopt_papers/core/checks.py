@@ -10,6 +10,7 @@ import numbers
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh
@@ -155,7 +156,10 @@ def _concrete_scalar(value: Any) -> Any:
 
 
 def _is_real_dtype(dtype) -> bool:
-  return np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+  # jnp.issubdtype knows bfloat16 and the float8 types as floating.
+  return jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(
+    dtype, jnp.floating
+  )
 
 
 def check_hyperparameter(check, name: str, value: Any, *args, **kwargs) -> None:

@@ -51,11 +51,19 @@ def _loss(params):
   )
 
 
-def _scan_updates(tx, params, num_steps=NUM_STEPS):
+def _grads_for(spec, g):
+  """``g`` as the transform's ``update`` takes it: per-example gradients
+  (a leading batch axis of one example) for ``spec.per_example_grads``."""
+  if spec.per_example_grads:
+    return jax.tree.map(lambda x: x[None], g)
+  return g
+
+
+def _scan_updates(spec, tx, params, num_steps=NUM_STEPS):
   def body(carry, _):
     p, s = carry
     loss, g = jax.value_and_grad(_loss)(p)
-    u, s = tx.update(g, s, p)
+    u, s = tx.update(_grads_for(spec, g), s, p)
     return (optax.apply_updates(p, u), s), loss
 
   return jax.lax.scan(body, (params, tx.init(params)), None, length=num_steps)
@@ -73,7 +81,7 @@ def test_transform_state_types_stable_and_dtype_preserved(spec, dtype):
 
   @jax.jit
   def one(params, state):
-    g = jax.grad(_loss)(params)
+    g = _grads_for(spec, jax.grad(_loss)(params))
     u, new_state = tx.update(g, state, params)
     return optax.apply_updates(params, u), u, new_state
 
@@ -98,7 +106,7 @@ def test_transform_ignores_unknown_extra_args(spec):
   tx = optax.with_extra_args_support(_factory(spec)(**spec.test_kwargs))
   params = _params()
   state = tx.init(params)
-  g = jax.grad(_loss)(params)
+  g = _grads_for(spec, jax.grad(_loss)(params))
   u1, _ = tx.update(g, state, params, unknown_extra_arg=3.0)
   u2, _ = tx.update(g, state, params)
   chex.assert_trees_all_equal(u1, u2)
@@ -112,7 +120,7 @@ def test_transform_keys(spec):
 
   def run(key):
     tx = factory(**spec.test_kwargs, **{spec.key_arg: key})
-    return _scan_updates(tx, _params())[1]
+    return _scan_updates(spec, tx, _params())[1]
 
   run = jax.jit(run)
   a, b = run(jax.random.key(1)), run(jax.random.key(1))

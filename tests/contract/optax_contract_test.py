@@ -52,7 +52,9 @@ class Case:
     adapter: ``'gradient'`` (``update(grads, state, params)``),
       ``'clients'`` (``update(stacked deltas, ..., participated=...)``, the
       result added to the params) or ``'anchored'`` (FedSpeed's local step:
-      ``anchor`` = the current params and a zero dual, which makes it SGD).
+      ``anchor`` = the current params and a zero dual, which makes it SGD)
+      or ``'per_example'`` (DP transforms: the gradient as a batch of one
+      example, a leading axis of size 1).
     direction: Whether the transform returns a direction rather than an
       update (``scale_by_*``); it is then chained with ``optax.scale(scale)``.
     scale: The step the direction is scaled by.
@@ -84,6 +86,13 @@ _FEDAU_NA = {
   'optimizes_complex': 'server aggregation is linear in the deltas; the '
   "complex check is the plain-gradient transforms'",
 }
+_PER_EXAMPLE_NA = {
+  'apply_if_finite': "optax.apply_if_finite's skip returns zeros shaped like "
+  'its input, the per-example gradients (a leading batch axis), not like '
+  'the update',
+}
+_DICE_STATIC = ('key', 'variant', 'expected_batch_size', 'axis_name')
+
 CASES = {
   c.target: c
   for c in [
@@ -149,6 +158,45 @@ CASES = {
       'jaxopt_papers.bilevel.rarts:darts_alpha_optimizer',
       dict(learning_rate=1e-2, weight_decay=0.0),
       hyper=('learning_rate', 5e-3),
+    ),
+    Case(
+      'jaxopt_papers.privacy.dice_sgd:dice_sgd',
+      dict(
+        learning_rate=1.5e-3,
+        l2_norm_clip=10.0,
+        error_clip=10.0,
+        noise_multiplier=0.0,
+      ),
+      hyper=('learning_rate', 1e-3),
+      num_steps=20000,
+      adapter='per_example',
+      static_args=_DICE_STATIC,
+      na=_PER_EXAMPLE_NA,
+    ),
+    Case(
+      'jaxopt_papers.privacy.dice_sgd:scale_by_dice',
+      dict(l2_norm_clip=10.0, error_clip=10.0, noise_multiplier=0.0),
+      hyper=('error_clip', 5.0),
+      adapter='per_example',
+      direction=True,
+      scale=-1.5e-3,
+      num_steps=20000,
+      static_args=_DICE_STATIC,
+      schedule=False,
+      na=_PER_EXAMPLE_NA,
+    ),
+    Case(
+      'jaxopt_papers.privacy.dice_sgd:dice_adam',
+      dict(
+        learning_rate=1e-2,
+        l2_norm_clip=10.0,
+        error_clip=10.0,
+        noise_multiplier=0.0,
+      ),
+      hyper=('learning_rate', 3e-3),
+      adapter='per_example',
+      static_args=_DICE_STATIC,
+      na=_PER_EXAMPLE_NA,
     ),
     Case(
       f'{_DISTRIBUTED}.onebit_adam:onebit_adam',
@@ -283,6 +331,13 @@ def adapt(case: Case, tx) -> optax.GradientTransformationExtraArgs:
       return tx.update(deltas, state, params, participated=part, **extra)
 
     return optax.GradientTransformationExtraArgs(init, update)
+  if case.adapter == 'per_example':
+    # A batch of one example: per-example gradients with a leading axis.
+    def update(grads, state, params=None, **extra):
+      rows = jax.tree.map(lambda g: g[None], grads)
+      return tx.update(rows, state, params, **extra)
+
+    return optax.GradientTransformationExtraArgs(tx.init, update)
   if case.adapter == 'anchored':
 
     def update(grads, state, params=None, **extra):

@@ -1,5 +1,6 @@
 """Tests for the shared hyperparameter checks."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -87,3 +88,14 @@ def test_check_callable_and_transform():
   checks.check_transform('tx', optax.sgd(0.1))
   with pytest.raises(ValueError, match='`tx` must be an optax'):
     checks.check_transform('tx', 'sgd')
+
+
+def test_injected_bfloat16_hyperparameter_is_checked_as_a_number():
+  # inject_hyperparams casts hyperparameters to the params' dtype.
+  checks.check_hyperparameter(
+    checks.check_positive, 'learning_rate', jnp.asarray(1e-3, jnp.bfloat16)
+  )
+  with pytest.raises(ValueError, match='`learning_rate`'):
+    checks.check_hyperparameter(
+      checks.check_positive, 'learning_rate', jnp.asarray(-1.0, jnp.bfloat16)
+    )

@@ -1,0 +1,1 @@
+"""Differentially private optimization, accounted by dp_accounting."""
