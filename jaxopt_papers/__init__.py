@@ -2,8 +2,8 @@
 
 Public namespaces (imported on first access): the paper families
 :mod:`optim`, :mod:`solvers`, :mod:`bilevel`, :mod:`ntk`, :mod:`ot`,
-:mod:`rl`, :mod:`graph`, :mod:`distributed`, :mod:`federated` and
-:mod:`privacy`;
+:mod:`rl`, :mod:`graph`, :mod:`distributed`, :mod:`federated`,
+:mod:`privacy` and :mod:`robust`;
 :mod:`core`, :mod:`models`, :mod:`data`, :mod:`configs`, :mod:`experiments`,
 :mod:`papers` (the registry), :mod:`experiment` (the driver) and
 :mod:`reproduce` (the main job). Import a paper directly, e.g.
@@ -31,6 +31,7 @@ _NAMESPACES = (
   'papers',
   'privacy',
   'reproduce',
+  'robust',
   'rl',
   'solvers',
 )

@@ -1,0 +1,1 @@
+"""Robust training: adversarial attacks and (later) doubly robust AT."""
