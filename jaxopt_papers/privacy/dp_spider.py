@@ -208,25 +208,15 @@ def tree_prefix_noise(
   return total
 
 
-def _per_example_norms(tree: Any) -> jax.Array:
-  """``[m]`` l2 norms of a tree whose leaves have a leading example axis."""
-  sq = [
-    jnp.sum(jnp.square(x).reshape(x.shape[0], -1), axis=1)
-    for x in jax.tree.leaves(tree)
-  ]
-  return jnp.sqrt(sum(sq))
-
-
 def _clipped_mean(tree: Any, clip: ArrayLike) -> Any:
-  """Mean over the leading axis after clipping each example's norm."""
-  norms = _per_example_norms(tree)
-  scale = jnp.minimum(1.0, clip / jnp.maximum(norms, _TINY))
-  return jax.tree.map(
-    lambda x: jnp.mean(
-      x * scale.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype), 0
-    ),
-    tree,
-  )
+  """Mean over the leading axis after clipping each example's global norm.
+
+  ``optax.per_example_global_norm_clip`` (Abadi et al.'s clip, no NaN at a
+  zero row) divided by the number of rows.
+  """
+  total, _ = optax.per_example_global_norm_clip(tree, clip)
+  m = jax.tree.leaves(tree)[0].shape[0]
+  return jax.tree.map(lambda x: x / m, total)
 
 
 def _num_rows(data: Any) -> int:
