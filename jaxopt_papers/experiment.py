@@ -30,7 +30,9 @@ import functools
 import json
 import logging
 import os
+import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -561,6 +563,45 @@ def _unwrap_leaf(saved: Any, template: Any) -> Any:
   return saved
 
 
+_LOST_INTERRUPT = threading.Event()
+
+
+@contextlib.contextmanager
+def keeping_lost_interrupts():
+  """Keeps a Ctrl-C that Python could not raise where it landed.
+
+  A SIGINT handled while the interpreter runs a callback that cannot
+  propagate exceptions (a garbage-collection callback of XLA, a
+  ``__del__``) is printed as "Exception ignored in ..." with a traceback,
+  and the interrupt is lost. Inside this context such an interrupt prints
+  nothing; :func:`train` raises it at its next chunk end (and
+  :func:`raise_lost_interrupt` wherever a caller checks), so one Ctrl-C
+  always stops the run with the resume hint.
+  """
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+      _LOST_INTERRUPT.set()
+    else:
+      previous(unraisable)
+
+  _LOST_INTERRUPT.clear()
+  sys.unraisablehook = hook
+  try:
+    yield
+  finally:
+    sys.unraisablehook = previous
+    _LOST_INTERRUPT.clear()
+
+
+def raise_lost_interrupt() -> None:
+  """Raises ``KeyboardInterrupt`` if :func:`keeping_lost_interrupts` kept it."""
+  if _LOST_INTERRUPT.is_set():
+    _LOST_INTERRUPT.clear()
+    raise KeyboardInterrupt
+
+
 def _chunk_runner(step_fn, num_steps):
   def chunk(state, data):
     return solver_lib.run_scan(step_fn, state, data, num_steps=num_steps)
@@ -815,6 +856,7 @@ def train(
         save(step, state, chunks)
       if callback is not None:
         callback(step, metrics)
+      raise_lost_interrupt()
   except KeyboardInterrupt as e:
     at, at_state, at_len = done
     intact = not any(

@@ -248,45 +248,52 @@ def reproduce(
     configs: Optional ``{paper_id: config}`` overriding the preset's config.
     swap: Apply each config's declared swap first.
   """
-  reports = []
-  for i, pid in enumerate(paper_ids):
-    config = (configs or {}).get(pid) or papers.load_config(pid, preset)
-    check_config(config)
-    if swap:
-      config = common.apply_swap(config)
-    name = f'{pid}-swap' if swap else pid
-    sub = None if workdir is None else os.path.join(workdir, name)
-    if sub is not None:
-      _check_workdir(sub, config)
-    log.info(
-      '[%d/%d] %s (%s preset%s)',
-      i + 1,
-      len(paper_ids),
-      pid,
-      config.preset,
-      ', swapped' if swap else '',
+  with experiment.keeping_lost_interrupts():
+    return [
+      _reproduce_one(i, pid, len(paper_ids), preset, workdir, configs, swap)
+      for i, pid in enumerate(paper_ids)
+    ]
+
+
+def _reproduce_one(i, pid, total, preset, workdir, configs, swap):
+  """Runs one paper of :func:`reproduce`; ``i`` of ``total`` in the log."""
+  config = (configs or {}).get(pid) or papers.load_config(pid, preset)
+  check_config(config)
+  if swap:
+    config = common.apply_swap(config)
+  name = f'{pid}-swap' if swap else pid
+  sub = None if workdir is None else os.path.join(workdir, name)
+  if sub is not None:
+    _check_workdir(sub, config)
+  log.info(
+    '[%d/%d] %s (%s preset%s)',
+    i + 1,
+    total,
+    pid,
+    config.preset,
+    ', swapped' if swap else '',
+  )
+  start = time.perf_counter()
+  report = experiment.run(config, sub)
+  experiment.raise_lost_interrupt()
+  if swap:
+    left = sum(c.holds and not c.swap_exempt for c in report.claims)
+    verdict = (
+      f'{left} comparison(s) still hold swapped'
+      if left
+      else 'every comparison fails swapped'
     )
-    start = time.perf_counter()
-    report = experiment.run(config, sub)
-    if swap:
-      left = sum(c.holds and not c.swap_exempt for c in report.claims)
-      verdict = (
-        f'{left} comparison(s) still hold swapped'
-        if left
-        else 'every comparison fails swapped'
-      )
-    else:
-      verdict = 'all claims hold' if report.holds else 'a claim FAILED'
-    log.info(
-      '[%d/%d] %s done in %.1f s: %s',
-      i + 1,
-      len(paper_ids),
-      pid,
-      time.perf_counter() - start,
-      verdict,
-    )
-    reports.append(report)
-  return reports
+  else:
+    verdict = 'all claims hold' if report.holds else 'a claim FAILED'
+  log.info(
+    '[%d/%d] %s done in %.1f s: %s',
+    i + 1,
+    total,
+    pid,
+    time.perf_counter() - start,
+    verdict,
+  )
+  return report
 
 
 _QUICK_TIME = re.compile(

@@ -505,6 +505,45 @@ def test_ctrl_c_during_a_chunk_keeps_the_last_checkpoint(
   )
 
 
+class _InterruptOnDel:
+  """Raises KeyboardInterrupt where Python cannot: in ``__del__``."""
+
+  def __del__(self):
+    raise KeyboardInterrupt
+
+
+def test_a_lost_ctrl_c_stops_train_at_the_next_chunk_end_quietly(
+  tmp_path, capsys, caplog
+):
+  step, state, data = _problem()
+  kw = dict(num_steps=50, chunk_size=10, ckpt_every=10, name='adam')
+  seen = []
+
+  def lose_an_interrupt(s, m):  # a Ctrl-C inside a gc callback at step 20
+    seen.append(s)
+    if s == 20:
+      _InterruptOnDel()  # dropped at once: __del__ runs here
+
+  with experiment.keeping_lost_interrupts():
+    with caplog.at_level('INFO', logger='jaxopt_papers'):
+      with pytest.raises(KeyboardInterrupt) as info:
+        experiment.train(
+          step,
+          state,
+          data,
+          workdir=str(tmp_path),
+          callback=lose_an_interrupt,
+          **kw,
+        )
+  assert seen == [10, 20]
+  assert info.value.step == 20
+  assert 'interrupted at step 20 of adam' in ' '.join(caplog.messages)
+  assert 'Traceback' not in capsys.readouterr().err
+  # Outside the context Python's own hook reports it again (and nothing is
+  # kept for later).
+  experiment.raise_lost_interrupt()
+
+
 def test_progress_line_estimates_time_left(caplog, capsys, monkeypatch):
   now = [0.0]
   make = experiment._chunk_runner
