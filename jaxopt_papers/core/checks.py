@@ -22,6 +22,7 @@ __all__ = [
   'check_key',
   'check_learning_rate',
   'check_finite',
+  'check_fraction',
   'check_in',
   'check_int',
   'check_interval',
@@ -89,6 +90,12 @@ def check_interval(
       f'{"(" if low_open else "["}{low:g}, {high:g}{")" if high_open else "]"}'
     )
     raise ValueError(f'`{name}` must be in {interval}, got {value!r}')
+
+
+def check_fraction(name: str, value: Any) -> None:
+  """``value`` is a real number strictly between 0 and 1 (a test split, a
+  failure probability ``delta``, a contraction factor)."""
+  check_interval(name, value, 0.0, 1.0, low_open=True, high_open=True)
 
 
 def check_probability(

@@ -4,7 +4,9 @@
 shipped inside scikit-learn (``sklearn.datasets.load_digits``: no download).
 :func:`load_digits` permutes them with ``jax.random`` (no NumPy randomness),
 splits off a test set and standardizes every feature with the training
-set's mean and standard deviation (constant features are only centered).
+set's mean and standard deviation (constant features are only centered), or
+(``scale='unit'``) divides the grey levels by 16 into [0, 1], the data range
+an adversarial attack clips to.
 :func:`split_shards` cuts the training set into disjoint equal shards, one
 per worker or client (IID; the remainder is dropped).
 
@@ -27,6 +29,7 @@ from jaxopt_papers.core import checks
 __all__ = [
   'NUM_CLASSES',
   'NUM_FEATURES',
+  'SCALES',
   'Digits',
   'load_digits',
   'split_shards',
@@ -36,8 +39,11 @@ NUM_FEATURES = 64
 NUM_CLASSES = 10
 
 
+SCALES = ('standardize', 'unit')
+
+
 class Digits(NamedTuple):
-  """A train/test split of the digits (features standardized)."""
+  """A train/test split of the digits (features scaled by ``load_digits``)."""
 
   x_train: jax.Array  # [n_train, 64] float
   y_train: jax.Array  # [n_train] int32 labels in 0..9
@@ -50,21 +56,26 @@ def load_digits(
   *,
   test_fraction: float = 0.2,
   dtype: DTypeLike = jnp.float32,
+  scale: str = 'standardize',
 ) -> Digits:
-  """The digits, permuted by ``key``, split and standardized.
+  """The digits, permuted by ``key``, split and scaled.
 
   Args:
     key: PRNG key of the permutation (the split is a function of it only).
     test_fraction: Fraction of the 1797 images held out, in [0, 1); the
       test set has ``round(1797 * test_fraction)`` images.
     dtype: Float dtype of the features.
+    scale: ``'standardize'`` (each feature by the training set's mean and
+      standard deviation) or ``'unit'`` (grey levels / 16, in [0, 1]).
 
   Raises:
-    ValueError: if ``test_fraction`` is not in [0, 1).
+    ValueError: if ``test_fraction`` is not in [0, 1) or ``scale`` is not
+      one of :data:`SCALES`.
   """
   checks.check_interval(
     'test_fraction', test_fraction, 0.0, 1.0, high_open=True
   )
+  checks.check_in('scale', scale, SCALES)
   from sklearn import datasets  # bundled with scikit-learn, no download
 
   raw = datasets.load_digits()
@@ -74,9 +85,12 @@ def load_digits(
   x, y = x[perm], y[perm]
   n_test = round(x.shape[0] * test_fraction)
   n_train = x.shape[0] - n_test
-  mean = x[:n_train].mean(axis=0)
-  std = x[:n_train].std(axis=0)
-  x = (x - mean[None, :]) / np.where(std > 0, std, 1.0)[None, :]
+  if scale == 'unit':
+    x = x / 16.0
+  else:
+    mean = x[:n_train].mean(axis=0)
+    std = x[:n_train].std(axis=0)
+    x = (x - mean[None, :]) / np.where(std > 0, std, 1.0)[None, :]
   x = jnp.asarray(x, dtype)
   y = jnp.asarray(y)
   return Digits(x[:n_train], y[:n_train], x[n_train:], y[n_train:])

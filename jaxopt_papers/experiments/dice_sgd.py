@@ -46,9 +46,7 @@ def _validate(config) -> None:
   )
   p = config.privacy
   checks.check_positive('privacy.target_epsilon', p.target_epsilon)
-  checks.check_interval(
-    'privacy.delta', p.delta, 0.0, 1.0, low_open=True, high_open=True
-  )
+  checks.check_fraction('privacy.delta', p.delta)
   fp = config.fixed_point
   checks.check_positive('fixed_point.learning_rate', fp.learning_rate)
   checks.check_positive('fixed_point.l2_norm_clip', fp.l2_norm_clip)

@@ -32,9 +32,7 @@ def _validate(config):
   checks.check_int('num_steps', config.num_steps)
   checks.check_int('log_every', config.log_every)
   checks.check_int('ckpt_every', config.ckpt_every)
-  checks.check_interval(
-    'delta', config.delta, 0.0, 1.0, low_open=True, high_open=True
-  )
+  checks.check_fraction('delta', config.delta)
   checks.check_in('accountant', config.accountant, ('rdp', 'pld'))
   if not config.epsilons:
     raise ValueError('`epsilons` must be a non-empty tuple')

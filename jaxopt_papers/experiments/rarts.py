@@ -80,14 +80,7 @@ def _validate(config) -> None:
   checks.check_int('retrain.num_steps', config.retrain.num_steps)
   checks.check_int('retrain.batch_size', config.retrain.batch_size)
   checks.check_int('data.batch_size', config.data.batch_size)
-  checks.check_interval(
-    'data.test_fraction',
-    config.data.test_fraction,
-    0.0,
-    1.0,
-    low_open=True,
-    high_open=True,
-  )
+  checks.check_fraction('data.test_fraction', config.data.test_fraction)
   checks.check_int('model.num_edges', config.model.num_edges)
   checks.check_int('model.width', config.model.width)
   checks.check_positive('claim.toy_tolerance', config.claim.toy_tolerance)

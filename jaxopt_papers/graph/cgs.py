@@ -433,13 +433,9 @@ class CGS(nn.Module):
 
   def __post_init__(self):
     _check_common(self)
-    checks.check_interval(
-      'gamma', self.gamma, 0.0, 1.0, low_open=True, high_open=True
-    )
+    checks.check_fraction('gamma', self.gamma)
     checks.check_int('num_hidden_gn', self.num_hidden_gn, minimum=0)
-    checks.check_interval(
-      'tol', self.tol, 0.0, 1.0, low_open=True, high_open=True
-    )
+    checks.check_fraction('tol', self.tol)
     checks.check_int('max_iter', self.max_iter)
     bound = iteration_bound(self.gamma, self.tol)
     if self.max_iter < bound:

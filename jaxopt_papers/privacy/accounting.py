@@ -93,7 +93,7 @@ def make_accountant(accountant: str = 'rdp') -> dp_accounting.PrivacyAccountant:
 
 
 def _check_delta(delta) -> None:
-  checks.check_interval('delta', delta, 0.0, 1.0, low_open=True, high_open=True)
+  checks.check_fraction('delta', delta)
 
 
 def gaussian_event(

@@ -159,13 +159,6 @@ def max_batch_size_for(
   """
   checks.check_int('num_examples', num_examples)
   checks.check_probability('sampling_rate', sampling_rate)
-  checks.check_interval(
-    'overflow_probability',
-    overflow_probability,
-    0.0,
-    1.0,
-    low_open=True,
-    high_open=True,
-  )
+  checks.check_fraction('overflow_probability', overflow_probability)
   size = stats.binom.isf(overflow_probability, num_examples, sampling_rate)
   return int(min(max(np.ceil(size), 1), num_examples))

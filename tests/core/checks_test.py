@@ -76,6 +76,10 @@ def test_check_finite_interval_probability():
   for bad in (0.0, 1.5, -0.1, float('nan')):
     with pytest.raises(ValueError, match=r'`p` must be in \(0, 1\]'):
       checks.check_probability('p', bad)
+  checks.check_fraction('f', 0.2)
+  for bad in (0.0, 1.0, float('nan'), '0.5'):
+    with pytest.raises(ValueError, match=r'`f` must be in \(0, 1\)'):
+      checks.check_fraction('f', bad)
 
 
 def test_check_callable_and_transform():

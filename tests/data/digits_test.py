@@ -27,6 +27,17 @@ def test_split_is_deterministic_standardized_and_disjoint():
   assert sum(r.tobytes() in rows for r in np.asarray(a.x_test)) < 5
 
 
+def test_unit_scale_is_grey_levels_over_16_with_the_same_split():
+  a = digits.load_digits(jax.random.key(0))
+  u = digits.load_digits(jax.random.key(0), scale='unit')
+  np.testing.assert_array_equal(a.y_train, u.y_train)
+  x = np.asarray(u.x_train)
+  assert x.min() == 0.0 and x.max() == 1.0
+  np.testing.assert_array_equal(x * 16, np.round(x * 16))  # grey levels
+  with pytest.raises(ValueError, match='scale'):
+    digits.load_digits(jax.random.key(0), scale='minmax')
+
+
 def test_split_shards():
   data = digits.load_digits(jax.random.key(0))
   xs, ys = digits.split_shards((data.x_train, data.y_train), 4)
