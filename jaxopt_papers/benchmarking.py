@@ -24,11 +24,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
+import numpy as np
 
 from jaxopt_papers.experiment import tree_bytes
 
 __all__ = [
   'REQUIRED',
+  'add_round_rates',
   'finish',
   'format_rows',
   'scan_vs_loop',
@@ -120,6 +122,20 @@ def scan_vs_loop(
     'us_per_step_python_loop': 1e6 * loop_s / num_steps,
     'x_scan': loop_s / scan_s,
   }
+
+
+def add_round_rates(rows: Sequence[dict], outs: Sequence[Any]) -> list[dict]:
+  """Adds ``rounds_per_s`` and ``bytes_per_round`` to federated rows.
+
+  ``outs`` are :func:`time_runs`'s ``(state, trace)`` pairs of round
+  solvers; ``bytes_per_round`` is the mean of ``bytes_up + bytes_down``.
+  """
+  for r, (_, trace) in zip(rows, outs, strict=True):
+    r['rounds_per_s'] = 1e6 / r['us_per_step']
+    r['bytes_per_round'] = float(
+      np.mean(np.asarray(trace.bytes_up) + np.asarray(trace.bytes_down))
+    )
+  return list(rows)
 
 
 def finish(rows: Sequence[dict]) -> list[dict]:

@@ -1128,6 +1128,72 @@ PAPERS: tuple[PaperSpec, ...] = (
     ),
     notebook='robust_quant',
   ),
+  PaperSpec(
+    id='fal',
+    short='FAL (federated adversarial learning)',
+    number=16,
+    title=(
+      'Federated Adversarial Learning: A Framework with Convergence Analysis'
+    ),
+    citation='Li, Song, Yang, ICML 2023',
+    arxiv='2208.03635',
+    family='federated',
+    kind='solver',
+    target='jaxopt_papers.federated.fal:FAL',
+    claim=(
+      'digits 3-vs-8 on the sphere, 10 Dirichlet(0.5) clients, two-layer '
+      'ReLU net: robust train loss halves; robust test acc (PGD-L2-20, '
+      'restarts) >= clean FedAvg + 10 pt; m=2048 beats m=128 (3 seeds)'
+    ),
+    test_kwargs={
+      'loss_fn': _lazy('jaxopt_papers.data.federated:logistic_loss'),
+      'attack_radius': 0.1,
+      'attack_steps': 2,
+      'num_local_steps': 2,
+    },
+    bad_kwargs=(
+      ({'attack_radius': -0.1}, 'attack_radius'),
+      ({'attack_steps': 0}, 'attack_steps'),
+      ({'attack_step_size': 0.0}, 'attack_step_size'),
+      ({'attack_norm': 'l1'}, 'attack_norm'),
+      ({'clip_min': 1.0, 'clip_max': 0.0}, 'clip_min'),
+    ),
+    device_axis='clients',
+  ),
+  PaperSpec(
+    id='fedpca',
+    short='FedPCA (FedPG / FedPE)',
+    number=13,
+    title='Federated PCA on Grassmann Manifold for IoT Anomaly Detection',
+    citation=(
+      'Nguyen, Le, Nguyen, Bao, Seneviratne, Hong, Tran, IEEE/ACM ToN 2024'
+    ),
+    arxiv='2407.07421',
+    family='federated',
+    kind='solver',
+    target='jaxopt_papers.federated.fedpca:FedPCA',
+    claim=(
+      '20 non-IID clients, rank 2, 20 rounds: FedPG median distance to '
+      'centralized PCA <= 0.25, FedPE >= 2x; FedPG frames orthonormal '
+      '(< 1e-5, float32); anomaly AUROC >= 0.95 (5 seeds)'
+    ),
+    test_kwargs={
+      'num_clients': 8,
+      'learning_rate': 0.01,
+      'num_local_steps': 3,
+      'sampling_fraction': 0.5,
+    },
+    bad_kwargs=(
+      ({'method': 'sgd'}, 'method'),
+      ({'learning_rate': 0.0}, 'learning_rate'),
+      ({'rho': -0.1}, 'rho'),
+      ({'sampling_fraction': 0.0}, 'sampling_fraction'),
+      ({'sampling_fraction': 1.5}, 'sampling_fraction'),
+      ({'aggregate': 'mean'}, 'aggregate'),
+      ({'num_clients': None}, 'num_clients'),
+    ),
+    device_axis='clients',
+  ),
 )
 
 

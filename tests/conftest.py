@@ -14,6 +14,12 @@ import pytest  # noqa: E402
 
 NUM_DEVICES = 4
 
+# For subprocesses whose numbers no test asserts (notebooks at smoke size,
+# the quick benchmark's rows): LLVM's expensive passes off compiles about a
+# third faster and changes only the speed of the compiled code. Claims and
+# unit tests compile with the defaults users get.
+FAST_COMPILE_XLA_FLAGS = '--xla_llvm_disable_expensive_passes=true'
+
 jax.config.update('jax_num_cpu_devices', NUM_DEVICES)
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 
@@ -22,6 +28,22 @@ jax.config.update('jax_numpy_rank_promotion', 'raise')
 def rng():
   """A seeded NumPy generator (test data only, never library code)."""
   return np.random.default_rng(0)
+
+
+@pytest.fixture
+def pymanopt():
+  """pymanopt (an independent reference), without its side effect.
+
+  Importing it imports its JAX backend, which turns ``jax_enable_x64`` on
+  for the whole process: every later test of the worker would run in
+  float64. The flag is put back after the (first) import.
+  """
+  before = jax.config.jax_enable_x64
+  module = pytest.importorskip('pymanopt')
+  import pymanopt.autodiff.backends  # noqa: F401 - the import that sets it
+
+  jax.config.update('jax_enable_x64', before)
+  return module
 
 
 @pytest.fixture(scope='session')

@@ -80,6 +80,15 @@ def test_algorithm_modules_import_no_testbed_or_experiment(name):
   assert not bad, f'{name} imports {bad} (DESIGN: layering)'
 
 
+@pytest.mark.parametrize('name', ALGORITHMS)
+def test_algorithm_modules_import_only_core_and_their_family(name):
+  """A piece two families share (e.g. PGD) lives in core/."""
+  bad = sorted(
+    m for m in GRAPH[name] if _layer(m) not in ('core', _layer(name))
+  )
+  assert not bad, f'{name} imports {bad} (DESIGN: layering)'
+
+
 def test_core_imports_only_core():
   for name in MODULES:
     if _layer(name) == 'core':

@@ -1,5 +1,5 @@
 """Small single-purpose modules shared by several papers."""
 
-from jaxopt_papers.core import compress, parallel, solver
+from jaxopt_papers.core import attacks, compress, parallel, solver
 
-__all__ = ['compress', 'parallel', 'solver']
+__all__ = ['attacks', 'compress', 'parallel', 'solver']

@@ -6,7 +6,9 @@ shipped inside scikit-learn (``sklearn.datasets.load_digits``: no download).
 splits off a test set and standardizes every feature with the training
 set's mean and standard deviation (constant features are only centered), or
 (``scale='unit'``) divides the grey levels by 16 into [0, 1], the data range
-an adversarial attack clips to.
+an adversarial attack clips to, or (``scale='sphere'``) then divides every
+row by its L2 norm (inputs on the unit sphere, as over-parameterized
+convergence theory assumes).
 :func:`split_shards` cuts the training set into disjoint equal shards, one
 per worker or client (IID; the remainder is dropped).
 
@@ -39,7 +41,7 @@ NUM_FEATURES = 64
 NUM_CLASSES = 10
 
 
-SCALES = ('standardize', 'unit')
+SCALES = ('standardize', 'unit', 'sphere')
 
 
 class Digits(NamedTuple):
@@ -66,7 +68,8 @@ def load_digits(
       test set has ``round(1797 * test_fraction)`` images.
     dtype: Float dtype of the features.
     scale: ``'standardize'`` (each feature by the training set's mean and
-      standard deviation) or ``'unit'`` (grey levels / 16, in [0, 1]).
+      standard deviation), ``'unit'`` (grey levels / 16, in [0, 1]) or
+      ``'sphere'`` (``'unit'``, then each row divided by its L2 norm).
 
   Raises:
     ValueError: if ``test_fraction`` is not in [0, 1) or ``scale`` is not
@@ -85,8 +88,10 @@ def load_digits(
   x, y = x[perm], y[perm]
   n_test = round(x.shape[0] * test_fraction)
   n_train = x.shape[0] - n_test
-  if scale == 'unit':
+  if scale in ('unit', 'sphere'):
     x = x / 16.0
+    if scale == 'sphere':  # no digit image is blank: every norm is > 0
+      x = x / np.linalg.norm(x, axis=1, keepdims=True)
   else:
     mean = x[:n_train].mean(axis=0)
     std = x[:n_train].std(axis=0)

@@ -300,7 +300,7 @@ def benchmark(quick: bool = False) -> list[dict]:
   """Fixed-budget Newton (baseline) vs AdaSketch-Newton, per Newton step.
 
   Constrained logistic regression (synthetic, N = 500, d = 20, m = 11) in
-  float64, from ``x0 = 1`` to KKT <= 1e-8, 30 Newton iterations at most (5
+  float64, from ``x0 = 1`` to KKT <= 1e-8, 30 Newton iterations at most (2
   with ``quick``, which times the first two rows only). Rows: the
   fixed-budget baseline (10 (n + m) Kaczmarz steps per iteration), adaptive
   Kaczmarz, adaptive Gaussian sketch, and
@@ -317,7 +317,7 @@ def benchmark(quick: bool = False) -> list[dict]:
   iteration than the sketches: sketching pays off only when the KKT matrix
   is too large to factor.
   """
-  num_iters = 5 if quick else 30
+  num_iters = 2 if quick else 30
   rows = []
   with jax.enable_x64(True):
     problem = constrained.synthetic_logistic(jax.random.key(0))

@@ -1,1 +1,1 @@
-"""Robust training: adversarial attacks and (later) doubly robust AT."""
+"""Robust training: doubly robust instance-reweighted AT (attacks: core)."""

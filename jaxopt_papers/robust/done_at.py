@@ -80,7 +80,7 @@ would silently change the algorithm); gradients are summed over devices.
     penalized lower level and adds the implicit term
     :math:`-\nabla^2_{\theta\delta}\ell\,(\nabla^2_{\delta\delta}
     \ell)^{-1}\nabla_\delta\ell` to the hypergradient. Here the lower level
-    is plain PGD (:func:`jaxopt_papers.robust.attacks.pgd`) and the implicit
+    is plain PGD (:func:`jaxopt_papers.core.attacks.pgd`) and the implicit
     term is **dropped** (Danskin-style, as in Madry AT: the gradient is
     taken at the attack's output under ``stop_gradient``). The term vanishes
     at an interior exact maximizer (:math:`\nabla_\delta\ell = 0`); at the
@@ -121,9 +121,8 @@ import optax
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from jaxopt_papers.core import checks, parallel
+from jaxopt_papers.core import attacks, checks, parallel
 from jaxopt_papers.core import solver as solver_lib
-from jaxopt_papers.robust import attacks
 
 __all__ = [
   'METHODS',

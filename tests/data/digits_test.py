@@ -38,6 +38,18 @@ def test_unit_scale_is_grey_levels_over_16_with_the_same_split():
     digits.load_digits(jax.random.key(0), scale='minmax')
 
 
+def test_sphere_scale_is_unit_rows_normalized_with_the_same_split():
+  u = digits.load_digits(jax.random.key(0), scale='unit')
+  s = digits.load_digits(jax.random.key(0), scale='sphere')
+  np.testing.assert_array_equal(u.y_test, s.y_test)
+  for xu, xs in ((u.x_train, s.x_train), (u.x_test, s.x_test)):
+    xu, xs = np.asarray(xu, np.float64), np.asarray(xs, np.float64)
+    np.testing.assert_allclose(np.linalg.norm(xs, axis=1), 1.0, rtol=1e-6)
+    want = xu / np.linalg.norm(xu, axis=1, keepdims=True)
+    np.testing.assert_allclose(xs, want, rtol=1e-6, atol=1e-7)
+    assert xs.min() >= 0.0
+
+
 def test_split_shards():
   data = digits.load_digits(jax.random.key(0))
   xs, ys = digits.split_shards((data.x_train, data.y_train), 4)

@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxopt_papers.core import parallel
-from jaxopt_papers.robust import attacks
+from jaxopt_papers.core import attacks, parallel
 
 
 def _softmax_loss(params, x, y):
