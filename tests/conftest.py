@@ -14,12 +14,6 @@ import pytest  # noqa: E402
 
 NUM_DEVICES = 4
 
-# For subprocesses whose numbers no test asserts (notebooks at smoke size,
-# the quick benchmark's rows): LLVM's expensive passes off compiles about a
-# third faster and changes only the speed of the compiled code. Claims and
-# unit tests compile with the defaults users get.
-FAST_COMPILE_XLA_FLAGS = '--xla_llvm_disable_expensive_passes=true'
-
 jax.config.update('jax_num_cpu_devices', NUM_DEVICES)
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 

@@ -11,17 +11,14 @@ import sys
 import pytest
 
 from jaxopt_papers import benchmarking, papers
-from tests import conftest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Error messages list the registry's ids in order (the first ones here).
 _FIRST_TWO = ', '.join(s.id for s in papers.PAPERS[:2])
 
 
-def _run(args, tmp_path, cwd=ROOT, xla_flags=None):
+def _run(args, tmp_path, cwd=ROOT):
   env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
-  if xla_flags:
-    env['XLA_FLAGS'] = xla_flags
   return subprocess.run(
     [sys.executable, *args],
     cwd=cwd,
@@ -76,7 +73,6 @@ def test_benchmark_quick_covers_the_registry(tmp_path, half):
       f'--out={out_file}',
     ],
     tmp_path,
-    xla_flags=conftest.FAST_COMPILE_XLA_FLAGS,  # rows' format only
   )
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out_file.read_text())

@@ -382,34 +382,40 @@ def test_retract_canonical_signs():
 
 
 def test_vmap_equals_shard_map_on_4_devices(num_devices):
-  problem = _data(key=13, num_clients=8, n=20, dtype=jnp.float32)
-  z0 = jax.random.uniform(jax.random.key(1), (6, 2))
-  key = jax.random.key(4)
-  for kw in (
-    dict(method='pg', aggregate='projectors', sampling_fraction=0.5),
-    dict(
-      method='pe',
-      learning_rate=1e-3,
-      participation=pm.Bernoulli(num_clients=8, probs=0.5),
-    ),
-  ):
-    single = fedpca.FedPCA(num_clients=8, num_local_steps=3, **kw)
-    multi = fedpca.FedPCA(
-      num_clients=8,
-      num_local_steps=3,
-      mesh=parallel.make_mesh(num_devices),
-      **kw,
-    )
-    s1, t1 = jax.jit(single.run, static_argnums=3)(z0, key, problem.data, 4)
-    s4, t4 = jax.jit(multi.run, static_argnums=3)(z0, key, problem.data, 4)
-    np.testing.assert_array_equal(t1.num_participants, t4.num_participants)
-    for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s4), strict=True):
-      if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
-        continue
-      np.testing.assert_allclose(jax.device_get(b), a, rtol=2e-5, atol=2e-6)
-    for a, b in zip(jax.tree.leaves(t1), jax.tree.leaves(t4), strict=True):
-      np.testing.assert_allclose(jax.device_get(b), a, rtol=2e-5, atol=2e-5)
-    assert len(s4.frames.sharding.device_set) == num_devices
+  # In x64: in float32 psum's summation order, compounded over rounds, the
+  # local steps and (projectors) an eigendecomposition, moves results by
+  # ~1e-4, which would hide a real disagreement.
+  with jax.enable_x64(True):
+    problem = _data(key=13, num_clients=8, n=20, dtype=jnp.float64)
+    z0 = jax.random.uniform(jax.random.key(1), (6, 2), jnp.float64)
+    key = jax.random.key(4)
+    for kw in (
+      dict(method='pg', aggregate='projectors', sampling_fraction=0.5),
+      dict(
+        method='pe',
+        learning_rate=1e-3,
+        participation=pm.Bernoulli(num_clients=8, probs=0.5),
+      ),
+    ):
+      single = fedpca.FedPCA(num_clients=8, num_local_steps=3, **kw)
+      multi = fedpca.FedPCA(
+        num_clients=8,
+        num_local_steps=3,
+        mesh=parallel.make_mesh(num_devices),
+        **kw,
+      )
+      run1 = jax.jit(single.run, static_argnums=3)
+      run4 = jax.jit(multi.run, static_argnums=3)
+      s1, t1 = run1(z0, key, problem.data, 4)
+      s4, t4 = run4(z0, key, problem.data, 4)
+      np.testing.assert_array_equal(t1.num_participants, t4.num_participants)
+      for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s4), strict=True):
+        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+          continue
+        np.testing.assert_allclose(jax.device_get(b), a, rtol=1e-9, atol=1e-11)
+      for a, b in zip(jax.tree.leaves(t1), jax.tree.leaves(t4), strict=True):
+        np.testing.assert_allclose(jax.device_get(b), a, rtol=1e-9, atol=1e-11)
+      assert len(s4.frames.sharding.device_set) == num_devices
 
 
 # --------------------------------------------------------------- bad inputs
