@@ -3,7 +3,8 @@
 Public namespaces (imported on first access): the paper families
 :mod:`optim`, :mod:`solvers`, :mod:`bilevel`, :mod:`ntk`, :mod:`ot`,
 :mod:`rl`, :mod:`graph`, :mod:`distributed`, :mod:`federated`,
-:mod:`privacy` and :mod:`robust`;
+:mod:`privacy`, :mod:`robust`, :mod:`quant`, :mod:`alignment`,
+:mod:`representation` and :mod:`fewshot`;
 :mod:`core`, :mod:`models`, :mod:`data`, :mod:`configs`, :mod:`experiments`,
 :mod:`papers` (the registry), :mod:`experiment` (the driver) and
 :mod:`reproduce` (the main job). Import a paper directly, e.g.
@@ -15,6 +16,7 @@ import importlib
 __version__ = '0.1.0'
 
 _NAMESPACES = (
+  'alignment',
   'bilevel',
   'configs',
   'core',
@@ -23,6 +25,7 @@ _NAMESPACES = (
   'experiment',
   'experiments',
   'federated',
+  'fewshot',
   'graph',
   'models',
   'ntk',
@@ -30,6 +33,8 @@ _NAMESPACES = (
   'ot',
   'papers',
   'privacy',
+  'quant',
+  'representation',
   'reproduce',
   'robust',
   'rl',

@@ -234,6 +234,22 @@ NOTEBOOKS: tuple[Notebook, ...] = (
       "paper's claim at CPU scale through the experiment driver."
     ),
   ),
+  Notebook(
+    name='alignment_fewshot',
+    title='Preferences, representations and few-shot learning',
+    intro=(
+      'Three papers where the answer is a distribution or a partition: '
+      'self-play preference optimization, which regresses log-probability '
+      'ratios on estimated win rates and approaches the von Neumann winner '
+      'of an intransitive game; a codebook bottleneck that forces a '
+      "policy's features through a softmax over a few learned codes and "
+      'drops what the task does not need; and transductive few-shot '
+      'learning, where the unlabeled queries of an episode are clustered '
+      'with a Laplacian term, vmapped over episodes. Each section shows the '
+      "method next to its baseline, then checks the paper's claim at CPU "
+      'scale through the experiment driver.'
+    ),
+  ),
 )
 
 
@@ -1193,6 +1209,109 @@ PAPERS: tuple[PaperSpec, ...] = (
       ({'num_clients': None}, 'num_clients'),
     ),
     device_axis='clients',
+  ),
+  PaperSpec(
+    id='codebook',
+    short='codebook bottleneck',
+    number=28,
+    title=(
+      'Selective Visual Representations Improve Convergence and '
+      'Generalization for Embodied AI'
+    ),
+    citation='Eftekhar, Zeng, Duan, Farhadi, Kembhavi, Krishna, ICLR 2024',
+    arxiv='2311.04193',
+    family='representation',
+    kind='module',
+    target='jaxopt_papers.representation.codebook:CodebookBottleneck',
+    claim=(
+      'codebook: distractor probe R^2 < min(0.1, linear bottleneck) at no '
+      'accuracy cost; trains inside REINFORCE'
+    ),
+    test_kwargs={
+      'num_codes': 8,
+      'code_dim': 3,
+      'out_dim': 5,
+      'deterministic': True,
+    },
+    bad_kwargs=(
+      ({'num_codes': 0}, 'num_codes'),
+      ({'code_dim': 0}, 'code_dim'),
+      ({'dropout': 1.0}, 'dropout'),
+      ({'indexing': 'sparsemax'}, 'indexing'),
+      ({'codebook': 'dictionary'}, 'codebook'),
+      ({'indexing': 'topk', 'topk': 9}, 'topk'),
+      ({'temperature': 0.0}, 'temperature'),
+      ({'deterministic': 'yes'}, 'deterministic'),
+    ),
+    notebook='alignment_fewshot',
+  ),
+  PaperSpec(
+    id='sppo',
+    short='SPPO',
+    number=31,
+    title='Self-Play Preference Optimization for Language Model Alignment',
+    citation='Wu, Sun, Yuan, Ji, Yang, Gu, ICLR 2025',
+    arxiv='2405.00675',
+    family='alignment',
+    kind='solver',
+    target='jaxopt_papers.alignment.sppo:SPPO',
+    claim=(
+      'intransitive 3-response game, K=16, 3 seeds: time-averaged policy '
+      'exploitability < 0.03, below uniform and the best pure strategy; '
+      'tiny causal LM on synthetic prompts: averaged policy less '
+      'exploitable than iterative DPO at equal samples'
+    ),
+    # The contract runs the tabular game on 8 prompts (experiment example).
+    test_kwargs={
+      'logits_fn': _lazy('jaxopt_papers.data.preferences:tabular_logits'),
+      'preference_fn': _lazy(
+        'jaxopt_papers.experiments.sppo:example_preference'
+      ),
+      'num_samples': 4,
+      'inner_steps': 3,
+    },
+    bad_kwargs=(
+      ({'loss': 'kto'}, 'loss'),
+      ({'eta': 0.0}, 'eta'),
+      ({'beta': -1.0}, 'beta'),
+      ({'num_samples': 1}, 'num_samples'),
+      ({'inner_steps': 0}, 'inner_steps'),
+      ({'temperature': 0.0}, 'temperature'),
+      ({'eos_token': -1}, 'eos_token'),
+    ),
+    device_axis='prompts',
+    notebook='alignment_fewshot',
+  ),
+  PaperSpec(
+    id='slk',
+    short='SLK transductive few-shot',
+    number=32,
+    title='Transductive Few-Shot Learning: Clustering is All You Need?',
+    citation='Ziko, Boudiaf, Dolz, Granger, Ben Ayed, arXiv 2021',
+    arxiv='2106.09516',
+    family='fewshot',
+    kind='solver',
+    target='jaxopt_papers.fewshot.slk:SLK',
+    claim=(
+      'digits 5-way, 300 episodes: 1-shot transductive k-means >= '
+      'prototype classifier + 5 points; SLK-means >= k-means - 1 point; '
+      '5-shot k-means > prototype classifier'
+    ),
+    test_kwargs={'lam': 0.7, 'bound_iterations': 5},
+    bad_kwargs=(
+      ({'lam': -0.1}, 'lam'),
+      ({'method': 'kmodes'}, 'method'),
+      ({'knn': 1}, 'knn'),
+      ({'bound_iterations': 0}, 'bound_iterations'),
+      ({'tol': -1.0}, 'tol'),
+      ({'ms_iterations': 0}, 'ms_iterations'),
+      ({'sigma': 0.0}, 'sigma'),
+      ({'normalization': 'zca'}, 'normalization'),
+      ({'prototype_weights': 'fuzzy'}, 'prototype_weights'),
+    ),
+    device_axis='episodes',
+    stochastic=False,
+    notebook='alignment_fewshot',
   ),
 )
 

@@ -58,9 +58,11 @@ loss); the theory's two-layer ReLU network with fixed output signs is
     trainer's step key (``fold_in(fold_in(k_client, 1), k)``), so ``vmap``
     and ``shard_map`` runs agree; :meth:`FAL.robust_objective` draws from
     ``fold_in(key, i)`` for client ``i``.
-  * Aggregation: the participants' weighted mean of the deltas (FedAvg's
-    ``normalize='participants'``); a round without a participant leaves the
-    model and the server state unchanged.
+  * The round is FedAvg's (:class:`~jaxopt_papers.federated.fedavg.
+    FedAvgRounds`): only the local gradient differs. Aggregation: the
+    participants' weighted mean of the deltas (``normalize='participants'``,
+    the default); a round without a participant leaves the model and the
+    server state unchanged.
 
 Example (``data`` a :class:`simulator.ClientData` with ``(x, y)``
 examples, ``loss`` its per-example loss):
@@ -72,14 +74,14 @@ examples, ``loss`` its per-example loss):
 """
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from jaxopt_papers.core import attacks, checks, parallel
-from jaxopt_papers.federated import rounds, simulator
+from jaxopt_papers.federated import fedavg, simulator
 
 __all__ = ['FAL', 'FALState', 'FALTrace', 'adversarial_value_and_grad']
 
@@ -161,33 +163,16 @@ def adversarial_value_and_grad(
   return grad_fn
 
 
-class FALState(NamedTuple):
-  """State of :class:`FAL` (replicated on every device under a mesh)."""
-
-  round: jax.Array  # shape=(), int32
-  params: optax.Params  # the global model W_t
-  server_state: optax.OptState  # server_tx state
-  participation_state: Any  # the participation model's carry
-  key: jax.Array  # typed key; round t draws from fold_in(key, t)
-
-
-class FALTrace(NamedTuple):
-  """One row per round, describing the model the round starts from."""
-
-  loss: jax.Array  # f(W_t): CLEAN global objective over all clients
-  grad_norm: jax.Array  # ||grad f(W_t)||
-  num_participants: jax.Array  # int32 |S_t|
-  bytes_up: jax.Array  # float32 bytes uploaded (|S_t| x model bytes)
-  bytes_down: jax.Array  # float32 bytes downloaded (|S_t| x model bytes)
-  client_loss: jax.Array  # mean over S_t of the local ADVERSARIAL loss
-  delta_norm: jax.Array  # ||mean delta||
-  nonfinite: jax.Array  # bool: f(W_t) or W_{t+1} is not finite (diverged)
-  metrics: Any
+# FAL's round is FedAvg's with the adversarial local gradient: its state and
+# trace are FedAvg's, where ``loss`` is the CLEAN global objective f(W_t) and
+# ``client_loss`` the participants' mean local ADVERSARIAL loss.
+FALState = fedavg.FedAvgState
+FALTrace = fedavg.FedAvgTrace
 
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FAL(rounds.ServerRoundSolver):
+class FAL(fedavg.FedAvgRounds):
   r"""Federated adversarial learning over rounds, clients as an axis.
 
   Args:
@@ -204,7 +189,7 @@ class FAL(rounds.ServerRoundSolver):
     random_start: Start PGD uniformly in the ball.
     clip_min, clip_max: The data range the attack clips to, or ``None``.
     num_local_steps, batch_size, num_clients, participation, weighting,
-    eval_fn, mesh, axis_name: As
+    normalize, eval_fn, mesh, axis_name: As
       :class:`~jaxopt_papers.federated.fedavg.FedAvg`.
 
   Returns:
@@ -310,37 +295,3 @@ class FAL(rounds.ServerRoundSolver):
     return self._map(one, (None, 0, 0, 0), None)(
       params, data.examples, data.counts, data.weights
     )
-
-  def init(self, params: optax.Params, key: jax.Array) -> FALState:
-    """The state at ``params`` (participation state from ``key``)."""
-    return self._place(FALState(**self._init_fields(params, key)))
-
-  def _client_round(self, params, examples, count, weight, active, k_round):
-    """One client's round; returns the server-side aggregates (psums)."""
-    loss, grad = self._objective(params, examples, count, weight)
-    new, stats = self._train(params, examples, count, k_round)
-    delta = jax.tree.map(jnp.subtract, new, params)
-    mean_delta, _ = simulator.masked_weighted_mean(
-      delta, self._weight(weight), active, self.axis_name
-    )
-    client_loss = self._participants_sum(stats.loss, active)
-    return mean_delta, loss, grad, client_loss
-
-  def step(
-    self, state: FALState, data: simulator.ClientData
-  ) -> tuple[FALState, FALTrace]:
-    """One round; the trace row describes ``state.params`` (the start)."""
-    k_round, mask, num, part_state = self._sample(state, data.num_clients)
-    mapped = self._map(self._client_round, (None, 0, 0, 0, 0, None), None)
-    mean_delta, loss, grad, client_sum = mapped(
-      state.params, data.examples, data.counts, data.weights, mask, k_round
-    )
-    params, server_state, _ = self._server_update(state, mean_delta, num)
-    row = FALTrace(
-      **self._trace_fields(state.params, params, loss, grad, num, client_sum),
-      delta_norm=optax.tree.norm(mean_delta),
-    )
-    new_state = FALState(
-      **self._next_fields(state, params, server_state, part_state)
-    )
-    return new_state, row

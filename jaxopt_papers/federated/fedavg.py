@@ -81,7 +81,7 @@ import optax
 from jaxopt_papers.core import checks, parallel
 from jaxopt_papers.federated import rounds, simulator
 
-__all__ = ['FedAvg', 'FedAvgState', 'FedAvgTrace']
+__all__ = ['FedAvg', 'FedAvgRounds', 'FedAvgState', 'FedAvgTrace']
 
 _NORMALIZE = ('participants', 'all')
 
@@ -116,44 +116,20 @@ class FedAvgTrace(NamedTuple):
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FedAvg(rounds.ServerRoundSolver):
-  r"""FedAvg / FedOpt over rounds, clients as an axis.
+class FedAvgRounds(rounds.ServerRoundSolver):
+  """FedAvg's round for any local training: the base of FedAvg-like papers.
 
-  Args:
-    loss_fn: ``(params, examples [B, ...]) -> [B]`` per-example losses.
-    client_tx: Client optimizer, an optax transform (default
-      ``optax.sgd(0.1)``); its state is reset every round.
-    server_tx: Server optimizer applied to the mean delta (default
-      ``optax.scale(1.0)``, i.e. :math:`\eta_g = 1`, plain FedAvg).
-    num_local_steps: Static local steps ``K >= 1`` per round.
-    batch_size: Static minibatch size, or ``None`` for full-batch steps.
-    num_clients: ``C``, or ``None`` (default) to take it from the data.
-    participation: A model of :mod:`jaxopt_papers.federated.participation`;
-      ``None`` is full participation.
-    weighting: ``'data'`` (:math:`w_i = p_i`) or ``'uniform'``.
+  The round of the module docstring (local training from the global model,
+  the weighted mean of the participants' deltas, ``server_tx`` on it),
+  state :class:`FedAvgState` and trace :class:`FedAvgTrace`. A subclass
+  provides ``client_tx`` and ``grad_fn`` as fields (:class:`FedAvg`) or as
+  properties of its own hyperparameters (FAL: an adversarial ``grad_fn``),
+  like every :class:`~jaxopt_papers.federated.rounds.RoundSolver`.
+
+  Attributes:
     normalize: ``'participants'`` or ``'all'`` (see the module docstring).
-    grad_fn: Local-gradient hook (:data:`simulator.GradFn`), e.g.
-      :func:`simulator.sam_value_and_grad` (FedSAM); ``None`` is plain.
-    eval_fn: Optional ``params -> pytree of scalars`` (e.g. test accuracy)
-      recorded in ``FedAvgTrace.metrics`` every round.
-    mesh: ``None`` (``vmap``) or a mesh with an ``axis_name`` axis whose
-      size divides the number of clients (``shard_map``).
-    axis_name: Name of the clients axis.
-
-  Returns:
-    ``init(params, key)``, ``step(state, data)`` and ``run(params, key,
-    data, num_rounds)`` -> ``(FedAvgState, FedAvgTrace)`` with ``data`` a
-    :class:`simulator.ClientData` and trace fields of shape ``[num_rounds]``.
-
-  References:
-    McMahan et al., `Communication-Efficient Learning of Deep Networks from
-    Decentralized Data <https://arxiv.org/abs/1602.05629>`_, AISTATS 2017.
-    Reddi et al., `Adaptive Federated Optimization
-    <https://arxiv.org/abs/2003.00295>`_, ICLR 2021.
   """
 
-  client_tx: optax.GradientTransformation = optax.sgd(0.1)
-  grad_fn: simulator.GradFn | None = None
   normalize: str = 'participants'
 
   def __post_init__(self):
@@ -197,3 +173,45 @@ class FedAvg(rounds.ServerRoundSolver):
       **self._next_fields(state, params, server_state, part_state)
     )
     return new_state, row
+
+
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FedAvg(FedAvgRounds):
+  r"""FedAvg / FedOpt over rounds, clients as an axis.
+
+  Args:
+    loss_fn: ``(params, examples [B, ...]) -> [B]`` per-example losses.
+    client_tx: Client optimizer, an optax transform (default
+      ``optax.sgd(0.1)``); its state is reset every round.
+    server_tx: Server optimizer applied to the mean delta (default
+      ``optax.scale(1.0)``, i.e. :math:`\eta_g = 1`, plain FedAvg).
+    num_local_steps: Static local steps ``K >= 1`` per round.
+    batch_size: Static minibatch size, or ``None`` for full-batch steps.
+    num_clients: ``C``, or ``None`` (default) to take it from the data.
+    participation: A model of :mod:`jaxopt_papers.federated.participation`;
+      ``None`` is full participation.
+    weighting: ``'data'`` (:math:`w_i = p_i`) or ``'uniform'``.
+    normalize: ``'participants'`` or ``'all'`` (see the module docstring).
+    grad_fn: Local-gradient hook (:data:`simulator.GradFn`), e.g.
+      :func:`simulator.sam_value_and_grad` (FedSAM); ``None`` is plain.
+    eval_fn: Optional ``params -> pytree of scalars`` (e.g. test accuracy)
+      recorded in ``FedAvgTrace.metrics`` every round.
+    mesh: ``None`` (``vmap``) or a mesh with an ``axis_name`` axis whose
+      size divides the number of clients (``shard_map``).
+    axis_name: Name of the clients axis.
+
+  Returns:
+    ``init(params, key)``, ``step(state, data)`` and ``run(params, key,
+    data, num_rounds)`` -> ``(FedAvgState, FedAvgTrace)`` with ``data`` a
+    :class:`simulator.ClientData` and trace fields of shape ``[num_rounds]``.
+
+  References:
+    McMahan et al., `Communication-Efficient Learning of Deep Networks from
+    Decentralized Data <https://arxiv.org/abs/1602.05629>`_, AISTATS 2017.
+    Reddi et al., `Adaptive Federated Optimization
+    <https://arxiv.org/abs/2003.00295>`_, ICLR 2021.
+  """
+
+  client_tx: optax.GradientTransformation = optax.sgd(0.1)
+  grad_fn: simulator.GradFn | None = None

@@ -1,0 +1,1 @@
+"""Preference alignment: self-play preference optimization (SPPO)."""

@@ -1,0 +1,1 @@
+"""Transductive few-shot learning: Laplacian-regularized clustering (SLK)."""

@@ -1,0 +1,1 @@
+"""Representation bottlenecks: the codebook bottleneck."""
