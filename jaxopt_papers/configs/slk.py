@@ -28,8 +28,8 @@ assignments stay soft with squared distances below 4): 1-shot SLK with
 soft means ends at 51.1 +- 0.8 % on the quick episodes (``report_soft=
 True``, on in ``full``), after 79.5 % at its first outer iteration.
 
-Measured (quick, 2026-12-04; 11.7 s inside ``experiment.run``, 14.7 s
-wall, on the 2-core host with load average ~6 from other jobs), accuracy
+Measured (quick, about 15 s wall; 2026-12-04, 11.7 s inside ``experiment.run``,
+on the 2-core host with load average ~6 from other jobs), accuracy
 with 95 % intervals over 300 episodes: 1-shot prototype 72.1 +- 1.0 %,
 k-means 79.9 +- 1.3 %, SLK-means 80.4 +- 1.3 %; 5-shot prototype 88.5 +-
 0.5 %, k-means 89.2 +- 0.5 %. Claims (paired differences): 1-shot

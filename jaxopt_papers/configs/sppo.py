@@ -18,7 +18,7 @@ the skew-bilinear intransitive oracle (scale 1, no transitive part); SPPO
 best/worst pair) with ``K = 8``, 20 Adam steps (lr 0.03) per iteration, 30
 iterations, 3 seeds: the same number of samples for both.
 
-Expected (quick, measured 2026-12-04 on the shared 2-core CPU host):
+Expected (quick, about 25 s on 2 CPU cores; measured 2026-12-04):
 
 * tabular: time-averaged policy exploitability per seed 0.0082, 0.0043,
   0.0085 (< 0.03; uniform policy 0.067, best pure strategy 0.100; exact
