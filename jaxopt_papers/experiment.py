@@ -99,6 +99,12 @@ class Claim:
       identity such as "rho = 0 is FedDyn exactly", or a device-agreement
       check), so it is not expected to fail under the config's ``swap``;
       ``''`` for a comparison, which must fail swapped.
+    not_reproduced: What was measured when the paper's claim does not
+      reproduce at this scale (the claim is computed as usual and reported
+      ``NO``, with this note); ``''`` for a claim expected to hold. Such a
+      claim is "as recorded" when it fails: :attr:`Report.holds` and
+      ``reproduce --strict`` accept it then, and refuse it if it holds (the
+      record is stale: measure again and update the experiment).
     reason: Set by :func:`judge` when it overrides ``holds``.
   """
 
@@ -111,7 +117,13 @@ class Claim:
   runs: tuple[str, ...] | None = None
   about_divergence: bool = False
   swap_exempt: str = ''
+  not_reproduced: str = ''
   reason: str = ''
+
+  @property
+  def as_recorded(self) -> bool:
+    """Holds, or fails as its ``not_reproduced`` record says it does."""
+    return self.holds != bool(self.not_reproduced)
 
 
 # Finite values beyond this magnitude count as a blow-up (a float32 run that
@@ -395,7 +407,8 @@ class Report:
 
   @property
   def holds(self) -> bool:
-    return all(c.holds for c in self.claims)
+    """Every claim holds, or fails as recorded (``Claim.not_reproduced``)."""
+    return all(c.as_recorded for c in self.claims)
 
   def to_dict(self) -> dict[str, Any]:
     return _jsonable(dataclasses.asdict(self))

@@ -86,6 +86,12 @@ def _fmt(x: float | None) -> str:
   return f'{x:.3e}'
 
 
+def _verdict(c: experiment.Claim) -> str:
+  if not c.not_reproduced:
+    return 'yes' if c.holds else 'NO'
+  return 'yes (RECORD STALE)' if c.holds else 'NO (not reproduced)'
+
+
 def _swap_verdict(c: experiment.Claim) -> str:
   if c.swap_exempt:
     return 'exempt'
@@ -118,7 +124,7 @@ def scoreboard(reports: Sequence[experiment.Report]) -> str:
   notes = []
   for r in reports:
     for c in r.claims:
-      verdict = _swap_verdict(c) if r.swapped else ('yes' if c.holds else 'NO')
+      verdict = _swap_verdict(c) if r.swapped else _verdict(c)
       rows.append(
         (
           r.paper,
@@ -134,6 +140,11 @@ def scoreboard(reports: Sequence[experiment.Report]) -> str:
       if c.swap_exempt:
         notes.append(
           f'{r.paper}: {c.name}: exempt from the swap: {c.swap_exempt}'
+        )
+      if c.not_reproduced and not r.swapped:
+        notes.append(
+          f'{r.paper}: {c.name}: does not reproduce at this scale: '
+          f'{c.not_reproduced}'
         )
   widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
   lines = [
@@ -427,11 +438,23 @@ def summary(
     if not left:
       lines.append('every comparison fails swapped, as it must')
     return lines, bool(left)
-  failed = [(r.paper, c.name) for r in reports for c in r.claims if not c.holds]
+  failed = [
+    (r.paper, c.name + (' (recorded as not reproducing)' * c.holds))
+    for r in reports
+    for c in r.claims
+    if not c.as_recorded
+  ]
   failed_papers = [r.paper for r in reports if not r.holds]
+  negative = sum(bool(c.not_reproduced) for r in reports for c in r.claims)
   if failed_papers:
     lines.append(f'claims failed for: {", ".join(failed_papers)}')
     lines += [f'  {p}: {c}' for p, c in failed]
+  elif negative:
+    held = sum(len(r.claims) for r in reports) - negative
+    lines.append(
+      f'all {held} claims expected to hold hold; {negative} recorded as not '
+      'reproducing at this scale fail, as recorded'
+    )
   else:
     lines.append(f'all {sum(len(r.claims) for r in reports)} claims hold')
   return lines, bool(failed_papers)

@@ -44,3 +44,18 @@ def pymanopt():
 def num_devices():
   assert jax.device_count() == NUM_DEVICES, jax.devices()
   return NUM_DEVICES
+
+
+@pytest.fixture(autouse=True)
+def _restore_progress_logger():
+  """Undoes ``reproduce.enable_progress`` (``main`` calls it) after a test.
+
+  The library's logger is silent until a handler is attached; a test that
+  runs the command line must not make later tests of its worker print.
+  """
+  import logging
+
+  log = logging.getLogger('jaxopt_papers')
+  saved = (list(log.handlers), log.level, log.propagate)
+  yield
+  log.handlers[:], log.level, log.propagate = saved

@@ -193,3 +193,22 @@ def test_summary_names_the_report_path_and_failed_claims():
   assert '  demo: x < 1' in lines
   lines, failed = reproduce.summary([_report(True)], None, swap=False)
   assert lines == ['all 1 claims hold'] and not failed
+
+
+@pytest.mark.parametrize('holds, status', [(False, 0), (True, 1)])
+def test_claim_recorded_as_not_reproducing(monkeypatch, capsys, holds, status):
+  """It is reported NO with its record, and --strict accepts it only failing."""
+  report = _report(holds)
+  report.claims[0].not_reproduced = 'measured 2.0, above 1'
+  assert report.holds == (not holds)
+  monkeypatch.setattr(reproduce, 'reproduce', lambda *a, **k: [report])
+  assert reproduce.main(['--paper=cbo', '--strict']) == status
+  out = capsys.readouterr().out
+  if holds:
+    assert 'RECORD STALE' in out and 'recorded as not reproducing' in out
+  else:
+    assert 'NO (not reproduced)' in out
+    assert 'does not reproduce at this scale: measured 2.0, above 1' in out
+    assert '1 recorded as not reproducing at this scale fail' in out
+  saved = experiment.Report.from_dict(report.to_dict())
+  assert saved.claims[0].not_reproduced == 'measured 2.0, above 1'

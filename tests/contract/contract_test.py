@@ -157,7 +157,9 @@ def test_solver_runs_in_scan_without_retracing(spec):
     return _solver_run(solver, x0, data, key)
 
   state, trace = run(x0, data, jax.random.key(0))
-  state2, trace2 = run(x0 + 0.0, data, jax.random.key(0))
+  state2, trace2 = run(
+    jax.tree.map(lambda a: a + 0.0, x0), data, jax.random.key(0)
+  )
   for leaf in jax.tree.leaves(trace):
     assert leaf.shape[0] == NUM_STEPS
   chex.assert_trees_all_equal(trace, trace2)

@@ -15,6 +15,10 @@ import pytest
 
 from jaxopt_papers import experiment, papers, reproduce
 
+# `make test` runs these in their own pass, with XLA's default optimizations
+# (the other tests compile with them off).
+pytestmark = pytest.mark.claims
+
 
 @pytest.mark.parametrize('paper_id', [s.id for s in papers.PAPERS])
 def test_quick_preset_claims_hold(paper_id, tmp_path, num_devices):
@@ -22,7 +26,9 @@ def test_quick_preset_claims_hold(paper_id, tmp_path, num_devices):
   (report,) = reproduce.reproduce([paper_id], 'quick', str(tmp_path))
   assert report.claims, 'an experiment must check at least one claim'
   assert report.runs and all(r.healthy or r.may_diverge for r in report.runs)
-  failed = [c for c in report.claims if not c.holds]
+  # Every claim holds, except those recorded as not reproducing at this
+  # scale (`Claim.not_reproduced`), which must fail as recorded.
+  failed = [c for c in report.claims if not c.as_recorded]
   assert not failed, reproduce.scoreboard([report])
   written = experiment.load_report(str(tmp_path / paper_id / 'report.json'))
   assert [c.name for c in written.claims] == [c.name for c in report.claims]
