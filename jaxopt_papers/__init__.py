@@ -4,7 +4,7 @@ Public namespaces (imported on first access): the paper families
 :mod:`optim`, :mod:`solvers`, :mod:`bilevel`, :mod:`ntk`, :mod:`ot`,
 :mod:`rl`, :mod:`graph`, :mod:`distributed`, :mod:`federated`,
 :mod:`privacy`, :mod:`robust`, :mod:`quant`, :mod:`alignment`,
-:mod:`representation` and :mod:`fewshot`;
+:mod:`representation`, :mod:`fewshot` and :mod:`generative`;
 :mod:`core`, :mod:`models`, :mod:`data`, :mod:`configs`, :mod:`experiments`,
 :mod:`papers` (the registry), :mod:`experiment` (the driver) and
 :mod:`reproduce` (the main job). Import a paper directly, e.g.
@@ -26,6 +26,7 @@ _NAMESPACES = (
   'experiments',
   'federated',
   'fewshot',
+  'generative',
   'graph',
   'models',
   'ntk',

@@ -30,6 +30,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 import textwrap
 import threading
@@ -69,6 +70,7 @@ __all__ = [
   'train',
   'train_seeds',
   'tree_bytes',
+  'verdict',
 ]
 
 
@@ -589,7 +591,10 @@ def keeping_lost_interrupts():
   and the interrupt is lost. Inside this context such an interrupt prints
   nothing; :func:`train` raises it at its next chunk end (and
   :func:`raise_lost_interrupt` wherever a caller checks), so one Ctrl-C
-  always stops the run with the resume hint.
+  always stops the run with the resume hint. In the main thread the SIGINT
+  handler also records each Ctrl-C before raising it, so one that a
+  library swallows (an ``except BaseException`` around a callback) is
+  raised again at the next check as well.
   """
   previous = sys.unraisablehook
 
@@ -599,12 +604,22 @@ def keeping_lost_interrupts():
     else:
       previous(unraisable)
 
+  def on_sigint(signum, frame):
+    _LOST_INTERRUPT.set()
+    signal.default_int_handler(signum, frame)
+
+  main = threading.current_thread() is threading.main_thread()
+  default = signal.getsignal(signal.SIGINT) is signal.default_int_handler
   _LOST_INTERRUPT.clear()
   sys.unraisablehook = hook
+  if main and default:
+    signal.signal(signal.SIGINT, on_sigint)
   try:
     yield
   finally:
     sys.unraisablehook = previous
+    if main and default:
+      signal.signal(signal.SIGINT, signal.default_int_handler)
     _LOST_INTERRUPT.clear()
 
 
@@ -972,6 +987,16 @@ def load_report(path: str) -> Report:
     return Report.from_dict(json.load(f))
 
 
+def verdict(report: Report) -> str:
+  """One phrase: whether the claims hold (or fail as recorded)."""
+  if not report.holds:
+    return 'a claim FAILED'
+  negative = sum(bool(c.not_reproduced) for c in report.claims)
+  if negative:
+    return f'claims as recorded ({negative} not reproduced at this scale)'
+  return 'all claims hold'
+
+
 def plot_report(report: Report, path: str | None = None) -> None:
   """One panel per curve: saved as a PNG at ``path``, or shown (notebooks).
 
@@ -996,7 +1021,7 @@ def plot_report(report: Report, path: str | None = None) -> None:
       ax.set_yscale('log')
     ax.set(title=textwrap.fill(title, 48), xlabel=c.xlabel, ylabel=c.ylabel)
     ax.legend(fontsize='small')
-  holds = 'all claims hold' if report.holds else 'a claim FAILED'
+  holds = verdict(report)
   fig.suptitle(f'{report.paper} ({report.preset}): {holds}')
   fig.tight_layout()
   if path is None:

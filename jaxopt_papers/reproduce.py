@@ -295,7 +295,7 @@ def _reproduce_one(i, pid, total, preset, workdir, configs, swap):
       else 'every comparison fails swapped'
     )
   else:
-    verdict = 'all claims hold' if report.holds else 'a claim FAILED'
+    verdict = experiment.verdict(report)
   log.info(
     '[%d/%d] %s done in %.1f s: %s',
     i + 1,
@@ -452,8 +452,8 @@ def summary(
   elif negative:
     held = sum(len(r.claims) for r in reports) - negative
     lines.append(
-      f'all {held} claims expected to hold hold; {negative} recorded as not '
-      'reproducing at this scale fail, as recorded'
+      f'all {held} claim(s) expected to hold: they hold; {negative} '
+      'recorded as not reproducing at this scale fail, as recorded'
     )
   else:
     lines.append(f'all {sum(len(r.claims) for r in reports)} claims hold')

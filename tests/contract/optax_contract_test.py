@@ -274,6 +274,20 @@ CASES = {
       num_steps=6000,
       schedule=False,
     ),
+    Case(
+      'jaxopt_papers.generative.dvgo:scale_by_view_counts',
+      dict(counts=jnp.ones((2, 2, 2))),
+      hyper=('counts', 0.5),
+      direction=True,
+      scale=-1e-3,
+      num_steps=20000,
+      schedule=False,
+    ),
+    Case(
+      'jaxopt_papers.generative.dvgo:masked_adam',
+      dict(learning_rate=1e-2),
+      hyper=('learning_rate', 3e-3),
+    ),
   ]
 }
 
