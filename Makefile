@@ -62,8 +62,13 @@ reproduce-swap: $(STAMP)
 	  $(BIN)/python -m jaxopt_papers.reproduce --paper=all --preset=quick \
 	  --swap --strict --workdir=workdir/reproduce-swap-$$(date +%Y%m%d-%H%M%S)
 
+# Every paper's time and memory against its baseline (under 10 minutes on
+# a 2-core CPU host); writes docs/benchmark.json, then regenerates the
+# README's table and docs/benchmarks.md from it.
 benchmark: $(STAMP)
-	$(BIN)/python scripts/benchmark.py --num_cpu_devices=$(CPU_DEVICES)
+	$(BIN)/python scripts/benchmark.py --num_cpu_devices=$(CPU_DEVICES) \
+	  --out=docs/benchmark.json
+	$(BIN)/python scripts/benchmark_tables.py --json=docs/benchmark.json
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .cache

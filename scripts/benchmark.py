@@ -18,6 +18,7 @@ simulated devices when ``--num_cpu_devices=4`` (``make benchmark``).
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -47,10 +48,11 @@ def main(argv=None):
   ids = reproduce.paper_ids(args.only or 'all')
   print(f'jax {jax.__version__} on {jax.devices()[0].device_kind}', flush=True)
   result = {
+    'date': time.strftime('%Y-%m-%d'),
     'jax': jax.__version__,
     'device': jax.devices()[0].device_kind,
     'num_devices': jax.device_count(),
-    'platform': platform.platform(),
+    'platform': f'{platform.platform()}, {os.cpu_count()} CPU cores',
     'quick': args.quick,
     'papers': {},
   }

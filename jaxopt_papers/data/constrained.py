@@ -51,6 +51,7 @@ __all__ = [
   'linear_constraints',
   'logistic_constraints',
   'logistic_loss',
+  'sparse_kkt',
   'synthetic_logistic',
 ]
 
@@ -152,3 +153,38 @@ def breast_cancer_logistic(
 def initial_point(problem: LogisticProblem) -> jax.Array:
   """``ones(d)``: the official code's (infeasible) starting point."""
   return jnp.ones((problem.dim,), problem.features.dtype)
+
+
+def sparse_kkt(
+  key: jax.Array,
+  dim: int,
+  group: int = 4,
+  dtype: DTypeLike = None,
+) -> tuple[jax.Array, jax.Array]:
+  r"""A structured Newton-KKT system ``(K, b)`` of size ``N = n + n / g``.
+
+  :math:`K = [[D, A^\top], [A, 0]]` with :math:`D = \mathrm{diag}(d)`,
+  :math:`d_i \sim U[1, 2]` (the Hessian of a separable strongly convex
+  objective) and ``A`` ``[n / g, n]``: one constraint per group of
+  ``g = group`` variables (groups a random partition of the variables,
+  Gaussian weights, rows scaled to unit norm), e.g. a budget per group.
+  The rows of ``A`` are orthonormal, so :math:`\kappa(K)` stays bounded
+  as ``n`` grows (about 5) and :math:`\|K\|_F^2 / \sigma_{\min}^2` grows
+  like ``N``: the best case for row-action solvers. ``b`` is standard
+  Gaussian. The scaling benchmark of AdaSketch-Newton solves it at growing
+  ``n``; ``K`` is returned dense, as the solver forms it.
+  """
+  if group < 1 or dim < group or dim % group:
+    raise ValueError(
+      f'`dim` must be a positive multiple of `group`, got {dim}, {group}'
+    )
+  m = dim // group
+  dtype = dtype or jnp.result_type(float)
+  kd, kc, kv, kb = jax.random.split(key, 4)
+  d = jax.random.uniform(kd, (dim,), dtype, 1.0, 2.0)
+  cols = jax.random.permutation(kc, dim).reshape(m, group)
+  vals = jax.random.normal(kv, (m, group), dtype)
+  vals = vals / jnp.linalg.norm(vals, axis=1, keepdims=True)
+  a = jnp.zeros((m, dim), dtype).at[jnp.arange(m)[:, None], cols].set(vals)
+  kmat = jnp.block([[jnp.diag(d), a.T], [a, jnp.zeros((m, m), dtype)]])
+  return kmat, jax.random.normal(kb, (dim + m,), dtype)

@@ -449,11 +449,12 @@ def benchmark(quick: bool = False) -> list[dict]:
   One step = per-example gradients of a one-hidden-layer tanh MLP (``jax.vmap
   (jax.grad)``) on a batch, the privatizing transform and SGD, timed as a
   jitted ``lax.scan`` of ``num_steps`` steps after a compile call. Default:
-  64 inputs, 512 hidden units, 10 classes (38 k parameters), batch 256, 200
-  steps, median of 3 (``quick``: 64 hidden, batch 32, 20 steps, the
-  baseline and the paper variant only). ``memory_bytes`` is the
-  optimizer state (DiceSGD holds one params-sized buffer, optax's DP-SGD a
-  key); ``temp_bytes`` the compiled scan's temporaries
+  64 inputs, 512 hidden units, 10 classes (38 k parameters), batch 256, 100
+  steps (200 before 2026-12-04), median of 2 (3 before 2026-12-04; ``quick``: 64
+  hidden, batch 32, 20 steps, the baseline and the paper variant only).
+  ``memory_bytes``
+  is the optimizer state (DiceSGD holds one params-sized buffer, optax's
+  DP-SGD a key); ``temp_bytes`` the compiled scan's temporaries
   (``memory_analysis``), which the ``[batch, params]`` per-example gradients
   dominate for both. Goal: DiceSGD <= 1.2x optax's time.
 
@@ -466,7 +467,7 @@ def benchmark(quick: bool = False) -> list[dict]:
   buffer). The extra cost is the second per-example contraction (the
   clipping error) and the buffer's update.
   """
-  hidden, batch, steps = (64, 32, 20) if quick else (512, 256, 200)
+  hidden, batch, steps = (64, 32, 20) if quick else (512, 256, 100)
   k = jax.random.split(jax.random.key(0), 4)
   params = {
     'w1': jax.random.normal(k[0], (64, hidden)) / 8,
@@ -502,7 +503,7 @@ def benchmark(quick: bool = False) -> list[dict]:
     compile_s = time.perf_counter() - start
     benchmarking.timed(run, params)  # warm
     times = [
-      benchmarking.timed(run, params)[1] for _ in range(1 if quick else 3)
+      benchmarking.timed(run, params)[1] for _ in range(1 if quick else 2)
     ]
     analysis = run.memory_analysis()
     rows.append(

@@ -316,7 +316,7 @@ def benchmark(quick: bool = False) -> list[dict]:
   rows, _ = benchmarking.time_runs(
     variants, params, (x_tr, y_tr), steps, key=jax.random.key(2)
   )
-  return rows
+  return benchmarking.mark(rows, 'DONE step')
 
 
 def notebook(smoke: bool = False) -> None:

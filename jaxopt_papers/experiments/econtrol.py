@@ -472,10 +472,13 @@ def benchmark(quick: bool = False) -> list[dict]:
 
   8 workers on a 4-device ``workers`` mesh (2 per device; ``vmap`` on one
   device if fewer are available), heterogeneous least squares with ``m =
-  32`` rows per worker in ``d`` = 1000 and 10000 dimensions (``d`` = 200
+  32`` rows per worker in ``d`` = 10000 dimensions (also 1000 before
+  2026-12-04; ``d`` = 200
   with ``quick``), Top-k with ``k = d / 100``, sigma = 1, step 0.1 / L,
-  one jitted ``lax.scan`` of 500 steps per method (``EControl.run``, best of
-  3; 20 steps, once, uncompressed and EControl only, with ``quick``),
+  one jitted ``lax.scan`` of 300 steps (500 before 2026-12-04) per method
+  (``EControl.run``, best of 2, 3 before 2026-12-04; 20 steps, once,
+  uncompressed and EControl only,
+  with ``quick``),
   float32. ``bytes_per_worker_step`` is
   the compressor's count of each worker's message (values + indices);
   ``bytes_first_step`` includes EF21 / EControl's uncompressed ``h_i^0``
@@ -491,9 +494,9 @@ def benchmark(quick: bool = False) -> list[dict]:
   B/worker/step); d = 10000: 710 us, 1.43x / 1.70x / 1.71x / 2.30x (575 vs
   40000 B).
   """
-  dims = (200,) if quick else (1000, 10000)
-  steps = 20 if quick else 500
-  repeats = 1 if quick else 3
+  dims = (200,) if quick else (10000,)
+  steps = 20 if quick else 300
+  repeats = 1 if quick else 2
   n = 8
   ndev = 4 if jax.device_count() >= 4 else 1
   mesh = parallel.make_mesh(ndev, 'workers') if ndev > 1 else None
@@ -544,7 +547,9 @@ def benchmark(quick: bool = False) -> list[dict]:
           'compile_s': max(first_s - secs, 0.0),
         }
       )
-  return benchmarking.finish(rows)
+  return benchmarking.finish(
+    benchmarking.mark(rows, 'econtrol d=10000', baseline='uncompressed d=10000')
+  )
 
 
 def notebook(smoke: bool = False):

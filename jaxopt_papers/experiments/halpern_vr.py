@@ -408,7 +408,9 @@ def benchmark(quick: bool = False) -> list[dict]:
     per_step = (evals[-1] - evals[0]) / (len(evals) - 1)
     row['evals_per_step'] = float(per_step)
     row['epochs_per_step'] = float(per_step / n)
-  return benchmarking.finish(rows)
+  return benchmarking.finish(
+    benchmarking.mark(rows, 'VRHalpern (residual every step)')
+  )
 
 
 def notebook(smoke: bool = False):

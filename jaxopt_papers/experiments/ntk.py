@@ -349,22 +349,24 @@ def benchmark(quick: bool = False) -> list[dict]:
 
   NTK-parameterized ReLU MLP, depth 3, one output, ``N`` inputs of
   dimension 16, float32, traced output axis, one jitted call each (median
-  of 3 after a compile). Rows per (width, N), the Jacobian contraction
-  first (the baseline: what a generic library does), then NTK-vector
+  of 2 after a compile; 3 before 2026-12-04). Rows per (width, N), the Jacobian
+  contraction first (the baseline: what a generic library does), then NTK-vector
   products, the structured MLP formula, and the analytic kernel as a
   reference: ``us_per_step`` is the time of one kernel evaluation,
   ``memory_bytes`` the compiled temporary memory
   (``memory_analysis().temp_size_in_bytes``), ``x_jacobian`` the time
   relative to the Jacobian contraction at the same size, and
   ``rel_diff_vs_jacobian`` the relative Frobenius difference of the
-  kernels. ``quick=True``: width 256, N = 16.
+  kernels. Size: width 1024, N = 32 (N = 64 and
+  width 256 also before 2026-12-04). ``quick=True``: width
+  256, N = 16.
 
   Measured on the project's 2-core CPU host (jax 0.10.2, 2026-11-28),
   float32 (ms | temp MB): width 1024, N = 64: jacobian 2019 | 858, ntvp
   926 | 874, structured 5.2 | 1.9, analytic 0.2; width 1024, N = 32: 640 |
   416, 310 | 420, 5.0 | 0.9. The three agree to 2e-7 relative.
   """
-  sizes = [(256, 16)] if quick else [(256, 32), (1024, 32), (1024, 64)]
+  sizes = [(256, 16)] if quick else [(1024, 32)]
   rows = []
   for width, n in sizes:
     net = models.NTKMLP(width=width, depth=3, b_std=0.1)
@@ -388,7 +390,7 @@ def benchmark(quick: bool = False) -> list[dict]:
       mem = compiled.memory_analysis()
       temp = int(getattr(mem, 'temp_size_in_bytes', 0) or 0)
       out, _ = benchmarking.timed(fn, params, x)  # warm
-      times = [benchmarking.timed(fn, params, x)[1] for _ in range(3)]
+      times = [benchmarking.timed(fn, params, x)[1] for _ in range(2)]
       us = 1e6 * float(np.median(times))
       if ref is None:
         ref, ref_us = out, us

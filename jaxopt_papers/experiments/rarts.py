@@ -478,7 +478,7 @@ def benchmark(quick: bool = False) -> list[dict]:
   for row, (_, trace) in zip(rows, outs, strict=True):
     row['grad_evals_per_step'] = int(trace.grad_evals[0])
     row['network_passes_per_step'] = int(trace.network_passes[0])
-  return rows
+  return benchmarking.mark(rows, 'RARTS')
 
 
 # ----------------------------------------------------------------- notebook

@@ -250,7 +250,8 @@ def benchmark(quick: bool = False) -> list[dict]:
 
   The card's graph (50 nodes, ring lattice +-1, +-2 plus 30 chords), 3-dim
   quadratic node objectives, a = 0.6, b = 0.8; ``R`` = 100 runs (tokens)
-  as the solver's ``runs`` axis, 20000 steps (R = 16, 200 steps with
+  as the solver's ``runs`` axis, 10000 steps (20000 for the numbers
+  below; R = 16, 200 steps with
   ``quick``), one jitted ``SASRRW.run`` per row (compile call, then a timed
   call), float32. The runs axis is ``vmap`` on one device and, when 4
   devices exist (``--num_cpu_devices=4``), also sharded over a 4-device
@@ -264,7 +265,7 @@ def benchmark(quick: bool = False) -> list[dict]:
   dominate on 2 cores). The self-repellent kernel costs ~3% over the base
   chain: a log, an exp and a softmax over the padded neighbour row.
   """
-  num_runs, n = (16, 200) if quick else (100, 20_000)
+  num_runs, n = (16, 200) if quick else (100, 10_000)
   problem = quadratics.targets_on_graph(jax.random.key(0), 50, 2, 30, 3)
   theta0 = jnp.zeros((num_runs, 3))
   key = jax.random.key(2)

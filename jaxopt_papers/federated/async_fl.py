@@ -85,12 +85,25 @@ of each row's model.
     server key (:func:`simulator.server_key`; the first works from
     ``fold_in(key, SERVER_ID)``). With ``j = 0`` (default) the key only
     enters the local training (none with full-batch steps).
-  * Every client runs its local training at every event and
-    non-participants are masked out (static shapes); a client's work is
-    computed at its delivery event from its stale model, with the key
-    ``client_key(round_key(key, n), i)``, which gives the same result as
-    computing it when it starts. The client optimizer (and its momentum)
-    is reset every local work, as in the code.
+  * Only the clients whose work is delivered at an event are trained
+    there, when their number has a static bound below ``M``
+    (:meth:`AsyncFL.max_participants`: 1 for ``async``, :math:`c` for
+    ``fedbuff``, on one device): they are gathered by index
+    (participants first, in index order, static shape), trained from their
+    stale models and their weighted deltas summed; ``sync`` and ``fedfix``
+    (whose deliveries can include every client) and runs on a ``mesh``
+    train every client and mask the non-deliverers out (static shapes).
+    Both give the same result up to float summation order (tested). A
+    client's work is computed at its delivery event from its stale model,
+    with the key ``client_key(round_key(key, n), i)`` (``i`` its global
+    index), which gives the same result as computing it when it starts.
+    Measured on the FedFix entry's benchmark setting (64 clients, digits,
+    MLP 64-32-10, K = 10 steps of batch 32; the project's shared 2-core
+    CPU host, jax 0.10.2, same run): ``async`` 44.7 -> 391 events/s,
+    FedBuff-10 57.8 -> 195 events/s (the full-batch objective over all
+    clients, for the trace, is still computed at every event). The client
+    optimizer (and its momentum) is reset every local work, as in the
+    code.
   * Divergence: ``trace.nonfinite`` flags a non-finite :math:`f(\theta^n)`
     or :math:`\theta^{n+1}` (the run is not stopped).
   * Default ``client_tx`` is ``optax.sgd(0.05)`` and ``num_local_steps``
@@ -429,6 +442,61 @@ class AsyncFL(rounds.RoundSolver):
     client_loss = self._participants_sum(stats.loss, active)
     return new_params, new_sent, total, loss, grad, client_loss
 
+  def max_participants(self) -> int:
+    r"""Static bound on :math:`|S_n|`: the clients trained at each event.
+
+    ``async``: 1 and ``fedbuff``: ``buffer_size`` (on one device, ``mesh``
+    ``None``); otherwise ``M`` (``sync`` aggregates everyone, and FedFix's
+    deliveries have no static bound below ``M``: every client delivers at
+    event ``n`` when its period divides ``n + 1``).
+    """
+    if self.mesh is None and self.scheme == 'async':
+      return 1
+    if self.mesh is None and self.scheme == 'fedbuff':
+      return self.buffer_size
+    return self.num_clients
+
+  def _gathered_event(self, state, data, d, mask, k_round, lr):
+    """The outputs of the mapped :meth:`_client_event`, training only the
+    :meth:`max_participants` clients gathered by index (participants first,
+    in index order; slots past :math:`|S_n|` are masked out)."""
+    size = self.max_participants()
+    idx = jnp.argsort(~mask, stable=True)[:size].astype(jnp.int32)
+    slot_active = mask[idx]
+    objective = self._map(self._objective, (None, 0, 0, 0), None)
+    loss, grad = objective(
+      state.params, data.examples, data.counts, data.weights
+    )
+
+    def one(cid, sent, examples, count, d_i, active):
+      new, stats = self._train(sent, examples, count, k_round, client_id=cid)
+      delta = jax.tree.map(jnp.subtract, new, sent)
+      w_delta, _ = simulator.masked_weighted_terms(delta, d_i, active)
+      unit = jnp.ones([], stats.loss.dtype)
+      w_loss, _ = simulator.masked_weighted_terms(stats.loss, unit, active)
+      return w_delta, w_loss
+
+    take = lambda tree: jax.tree.map(lambda x: x[idx], tree)
+    w_deltas, w_losses = jax.vmap(one)(
+      idx,
+      take(state.sent),
+      take(data.examples),
+      data.counts[idx],
+      d[idx],
+      slot_active,
+    )
+    total = jax.tree.map(lambda x: jnp.sum(x, axis=0), w_deltas)
+    params = jax.tree.map(
+      lambda x, u: x + lr.astype(u.dtype) * u, state.params, total
+    )
+
+    def restart(sent, x):
+      delivered = mask.reshape((-1,) + (1,) * (jnp.ndim(sent) - 1))
+      return jnp.where(delivered, x[None], sent)
+
+    sent = jax.tree.map(restart, state.sent, params)
+    return params, sent, total, loss, grad, jnp.sum(w_losses)
+
   def step(
     self, state: AsyncFLState, data: simulator.ClientData
   ) -> tuple[AsyncFLState, AsyncFLTrace]:
@@ -441,23 +509,28 @@ class AsyncFL(rounds.RoundSolver):
       active = event_time <= jnp.asarray(self.time_budget, event_time.dtype)
     mask = mask & active
     d = self._aggregation_weights(state, mask, data.weights)
-    mapped = self._map(
-      self._client_event,
-      (None, 0, 0, 0, 0, 0, 0, None, None),
-      (None, 0, None, None, None, None),
-    )
     lr = jnp.asarray(self.server_lr, data.weights.dtype)
-    params, sent, total, loss, grad, client_sum = mapped(
-      state.params,
-      state.sent,
-      data.examples,
-      data.counts,
-      data.weights,
-      d,
-      mask,
-      k_round,
-      lr,
-    )
+    if self.max_participants() < self.num_clients:
+      params, sent, total, loss, grad, client_sum = self._gathered_event(
+        state, data, d, mask, k_round, lr
+      )
+    else:
+      mapped = self._map(
+        self._client_event,
+        (None, 0, 0, 0, 0, 0, 0, None, None),
+        (None, 0, None, None, None, None),
+      )
+      params, sent, total, loss, grad, client_sum = mapped(
+        state.params,
+        state.sent,
+        data.examples,
+        data.counts,
+        data.weights,
+        d,
+        mask,
+        k_round,
+        lr,
+      )
     num = jnp.sum(mask.astype(jnp.int32))
     params = solver_lib.freeze(num == 0, state.params, params)
     fresh = self._draw_times(simulator.server_key(k_round))

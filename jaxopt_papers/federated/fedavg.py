@@ -40,6 +40,24 @@ over ``mesh``'s ``axis_name`` axis); the aggregate is a psum.
 Every client trains every round and non-participants are masked out
 (``jnp.where``), which keeps shapes static (cheap at CPU scale).
 
+``client_batch_size=B`` runs the clients ``B`` at a time instead
+(:func:`simulator.chunked_client_sum`: a ``lax.scan`` over chunks of ``B``
+clients, ``vmap`` within a chunk, each client returning its masked,
+weighted summands; the sums are accumulated across chunks and divided
+after, so aggregation sees every chunk, and keys still come from the global
+client index). It gives the ``vmap`` round up to float summation order. The
+trade-off: a round's temporaries are a chunk's, not all ``C`` clients'
+(the data itself stays in memory), at the cost of a sequential loop over
+``C / B`` chunks, which is free once a chunk is large enough to keep the
+CPU busy. Measured (the FedAU entry's benchmark: MLP 16-16-4, 16 examples
+per client, K = 5 steps of batch 8; the project's shared 2-core CPU host,
+jax 0.10.2, four runs): peak compiled memory at 1,024 clients 9.4 MB
+(``vmap``) vs 3.5 MB (``B = 256``), at 10,000 clients 92 MB vs 13.2 MB
+(``B = 250``), at 17-45 vs 24-40 rounds/s (1,024) and 1.7-4.2 vs 2.0-3.1
+rounds/s (10,000), i.e. the same speed within the host's noise; 13-46x a
+Python loop over the clients calling a jitted per-client function. Not
+with ``mesh`` (``shard_map`` already splits the clients over devices).
+
 .. note:: Choices and deviations.
 
   * Keys: ``k_round = fold_in(key, t)``; client ``i`` trains with
@@ -128,13 +146,32 @@ class FedAvgRounds(rounds.ServerRoundSolver):
 
   Attributes:
     normalize: ``'participants'`` or ``'all'`` (see the module docstring).
+    client_batch_size: ``None`` (default): all clients of a round are one
+      ``vmap`` (or ``shard_map`` over ``mesh``). An int ``B >= 1``: the
+      clients run ``B`` at a time (:func:`simulator.chunked_client_sum`: a
+      ``lax.scan`` over chunks of ``B`` clients, ``vmap`` within a chunk),
+      so a round's temporaries are those of ``B`` clients instead of ``C``
+      (measured in the module docstring: 92 MB -> 13.2 MB peak at 10,000
+      clients, the same speed); the result equals the ``vmap`` round up to
+      float summation order. Any ``B >= 1`` (a last partial chunk runs on
+      its own; ``B >= C`` is one chunk). Not with ``mesh`` (ValueError).
   """
 
   normalize: str = 'participants'
+  client_batch_size: int | None = None
 
   def __post_init__(self):
     super().__post_init__()
     checks.check_in('normalize', self.normalize, _NORMALIZE)
+    checks.check_int(
+      'client_batch_size', self.client_batch_size, allow_none=True
+    )
+    if self.client_batch_size is not None and self.mesh is not None:
+      raise ValueError(
+        '`client_batch_size` chunks clients on one device; it cannot be '
+        f'combined with `mesh` (got client_batch_size='
+        f'{self.client_batch_size!r} and a mesh)'
+      )
 
   def init(self, params: optax.Params, key: jax.Array) -> FedAvgState:
     """The state at ``params`` (participation state from ``key``)."""
@@ -155,15 +192,54 @@ class FedAvgRounds(rounds.ServerRoundSolver):
     client_loss = self._participants_sum(stats.loss, active)
     return mean_delta, loss, grad, client_loss
 
+  def _client_terms(
+    self, cid, params, examples, count, weight, active, k_round
+  ):
+    """One client's summands of the round (no collective; ``cid`` global).
+
+    ``(w delta, w, w, p F, p grad F, local loss)``: the first, second and
+    last zero for a non-participant, the third unmasked (the denominator
+    of ``normalize='all'``); :meth:`_chunked_round` sums them.
+    """
+    loss, grad = simulator.client_objective(
+      self.loss_fn, params, examples, count, weight
+    )
+    new, stats = self._train(params, examples, count, k_round, client_id=cid)
+    delta = jax.tree.map(jnp.subtract, new, params)
+    w = self._weight(weight)
+    w_delta, w_active = simulator.masked_weighted_terms(delta, w, active)
+    one = jnp.ones([], stats.loss.dtype)
+    client_loss, _ = simulator.masked_weighted_terms(stats.loss, one, active)
+    return w_delta, w_active, w, loss, grad, client_loss
+
+  def _chunked_round(self, params, data, mask, k_round):
+    """:meth:`_client_round`'s outputs, clients ``client_batch_size`` at a
+    time (sums over chunks, then the mean)."""
+    summed = simulator.chunked_client_sum(
+      self._client_terms,
+      self.client_batch_size,
+      in_axes=(None, 0, 0, 0, 0, None),
+    )
+    w_delta, w_active, w_all, loss, grad, client_loss = summed(
+      params, data.examples, data.counts, data.weights, mask, k_round
+    )
+    denom = w_active if self.normalize == 'participants' else w_all
+    return simulator.divide_or_zero(w_delta, denom), loss, grad, client_loss
+
   def step(
     self, state: FedAvgState, data: simulator.ClientData
   ) -> tuple[FedAvgState, FedAvgTrace]:
     """One round; the trace row describes ``state.params`` (the start)."""
     k_round, mask, num, part_state = self._sample(state, data.num_clients)
-    mapped = self._map(self._client_round, (None, 0, 0, 0, 0, None), None)
-    mean_delta, loss, grad, client_sum = mapped(
-      state.params, data.examples, data.counts, data.weights, mask, k_round
-    )
+    if self.client_batch_size is None:
+      mapped = self._map(self._client_round, (None, 0, 0, 0, 0, None), None)
+      mean_delta, loss, grad, client_sum = mapped(
+        state.params, data.examples, data.counts, data.weights, mask, k_round
+      )
+    else:
+      mean_delta, loss, grad, client_sum = self._chunked_round(
+        state.params, data, mask, k_round
+      )
     params, server_state, _ = self._server_update(state, mean_delta, num)
     row = FedAvgTrace(
       **self._trace_fields(state.params, params, loss, grad, num, client_sum),
@@ -193,6 +269,8 @@ class FedAvg(FedAvgRounds):
       ``None`` is full participation.
     weighting: ``'data'`` (:math:`w_i = p_i`) or ``'uniform'``.
     normalize: ``'participants'`` or ``'all'`` (see the module docstring).
+    client_batch_size: ``None`` (all clients in one ``vmap``) or ``B``:
+      clients ``B`` at a time, bounded memory (see :class:`FedAvgRounds`).
     grad_fn: Local-gradient hook (:data:`simulator.GradFn`), e.g.
       :func:`simulator.sam_value_and_grad` (FedSAM); ``None`` is plain.
     eval_fn: Optional ``params -> pytree of scalars`` (e.g. test accuracy)

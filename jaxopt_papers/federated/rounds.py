@@ -341,13 +341,18 @@ class RoundSolver(abc.ABC):
     count: ArrayLike,
     k_round: jax.Array,
     client_state: Any = None,
+    client_id: ArrayLike | None = None,
   ) -> tuple[optax.Params, simulator.LocalStats]:
     """Inside the map: this client's local training from ``start``.
 
     The client's key is ``client_key(k_round, i)`` for its global index
-    ``i``, so ``vmap`` and ``shard_map`` draw the same batches.
+    ``i``, so ``vmap`` and ``shard_map`` draw the same batches. ``i`` is
+    ``client_id`` when given (clients mapped in chunks or gathered by
+    index, outside ``client_map``), else the index on the clients axis.
     """
-    cid = parallel.axis_index(self.axis_name)
+    cid = (
+      parallel.axis_index(self.axis_name) if client_id is None else client_id
+    )
     key = simulator.client_key(k_round, cid)
     return self.trainer(start, examples, count, key, client_state)
 

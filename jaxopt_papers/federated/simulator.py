@@ -33,6 +33,12 @@ of this module:
   :func:`masked_weighted_sum` and :func:`masked_weighted_mean` are psums over
   the clients axis of ``jnp.where(active, w * tree, 0)``; a non-participating
   client's value never enters (not even a NaN).
+* Bounded memory: :func:`chunked_client_sum` maps the clients ``B`` at a
+  time (a ``lax.scan`` over chunks, ``vmap`` within one) and sums each
+  client's summands (:func:`masked_weighted_terms`,
+  :func:`client_objective`; no collective, the global client index passed
+  in), so a round's temporaries are a chunk's (FedAvg's
+  ``client_batch_size``).
 * Keys (:func:`round_key`, :func:`client_key`, :func:`server_key`):
   ``k_round = fold_in(key, round)``, ``k_client = fold_in(k_round, i)`` with
   ``i`` the GLOBAL client index, and the server's draws (participation,
@@ -76,13 +82,17 @@ __all__ = [
   'LocalStats',
   'LocalTrainer',
   'LossFn',
+  'chunked_client_sum',
   'client_key',
+  'client_objective',
   'communication_bytes',
+  'divide_or_zero',
   'epoch_batch',
   'full_batch',
   'global_objective',
   'masked_weighted_mean',
   'masked_weighted_sum',
+  'masked_weighted_terms',
   'round_key',
   'sam_value_and_grad',
   'server_key',
@@ -431,20 +441,49 @@ class LocalTrainer:
     return y, LocalStats(loss=jnp.mean(values), grad_norm=jnp.mean(norms))
 
 
-def masked_weighted_sum(
-  tree: Any, weight: ArrayLike, active: ArrayLike, axis_name: str
+def masked_weighted_terms(
+  tree: Any, weight: ArrayLike, active: ArrayLike
 ) -> tuple[Any, jax.Array]:
-  """Inside ``client_map``: ``(sum_{i active} w_i x_i, sum_{i active} w_i)``.
+  """One client's ``(w x, w)`` if ``active``, else exact zeros (no reduction).
 
-  A psum over the clients axis. Inactive clients contribute exactly zero
-  (``jnp.where``), even if their value is NaN.
+  The summands of :func:`masked_weighted_sum`, for code that reduces over
+  the clients itself (:func:`chunked_client_sum`). An inactive client's
+  value never enters (``jnp.where``), even if it is NaN.
   """
   active = jnp.asarray(active, bool)
   tree = jax.tree.map(
     lambda x: jnp.where(active, weight * x, jnp.zeros_like(x)), tree
   )
   total = jnp.where(active, weight, jnp.zeros_like(weight))
-  return parallel.psum((tree, total), axis_name)
+  return tree, total
+
+
+def masked_weighted_sum(
+  tree: Any, weight: ArrayLike, active: ArrayLike, axis_name: str
+) -> tuple[Any, jax.Array]:
+  """Inside ``client_map``: ``(sum_{i active} w_i x_i, sum_{i active} w_i)``.
+
+  A psum over the clients axis of :func:`masked_weighted_terms`. Inactive
+  clients contribute exactly zero (``jnp.where``), even if their value is
+  NaN.
+  """
+  return parallel.psum(masked_weighted_terms(tree, weight, active), axis_name)
+
+
+def divide_or_zero(total_tree: Any, denom: ArrayLike) -> Any:
+  """``total_tree / denom`` leaf by leaf, exactly 0 where ``denom <= 0``.
+
+  The mean of :func:`masked_weighted_mean` from its sums (each leaf keeps
+  its dtype).
+  """
+  denom = jnp.asarray(denom)
+  safe = jnp.where(denom > 0, denom, 1.0)
+  return jax.tree.map(
+    lambda x: jnp.where(denom > 0, x / safe.astype(x.dtype), 0.0).astype(
+      x.dtype
+    ),
+    total_tree,
+  )
 
 
 def masked_weighted_mean(
@@ -464,14 +503,7 @@ def masked_weighted_mean(
   """
   total_tree, total = masked_weighted_sum(tree, weight, active, axis_name)
   denom = total if normalizer is None else jnp.asarray(normalizer)
-  safe = jnp.where(denom > 0, denom, 1.0)
-  mean = jax.tree.map(
-    lambda x: jnp.where(denom > 0, x / safe.astype(x.dtype), 0.0).astype(
-      x.dtype
-    ),
-    total_tree,
-  )
-  return mean, total
+  return divide_or_zero(total_tree, denom), total
 
 
 def global_objective(
@@ -484,13 +516,30 @@ def global_objective(
 ) -> tuple[jax.Array, optax.Updates]:
   """Inside ``client_map``: ``f(x) = sum_i p_i F_i(x)`` and its gradient.
 
-  Full-batch over every client's valid examples (participating or not).
+  Full-batch over every client's valid examples (participating or not): the
+  psum over the clients axis of :func:`client_objective`.
+  """
+  return parallel.psum(
+    client_objective(loss_fn, params, examples, count, weight), axis_name
+  )
+
+
+def client_objective(
+  loss_fn: LossFn,
+  params: optax.Params,
+  examples: Any,
+  count: ArrayLike,
+  weight: ArrayLike,
+) -> tuple[jax.Array, optax.Updates]:
+  """One client's ``(p_i F_i(x), p_i grad F_i(x))``, full batch, unreduced.
+
+  The summands of :func:`global_objective`.
   """
   value, grad = jax.value_and_grad(
     lambda p: weighted_loss(loss_fn, p, full_batch(examples, count))
   )(params)
   scaled = jax.tree.map(lambda g: weight * g, grad)
-  return parallel.psum((weight * value, scaled), axis_name)
+  return weight * value, scaled
 
 
 def evaluate(
@@ -509,6 +558,102 @@ def evaluate(
   return parallel.client_map(
     fn, mesh, axis_name, in_axes=(None, 0, 0, 0), out_axes=None
   )(params, data.examples, data.counts, data.weights)
+
+
+def chunked_client_sum(
+  fn: Callable[..., Any],
+  batch_size: int,
+  *,
+  in_axes: tuple[int | None, ...],
+) -> Callable[..., Any]:
+  r"""``sum_i fn(i, *args_i)`` over the clients, ``batch_size`` at a time.
+
+  The bounded-memory alternative to mapping every client at once: a
+  ``lax.scan`` over the :math:`\lfloor C / B\rfloor` full chunks of
+  ``B = min(batch_size, C)`` consecutive clients (each taken with
+  ``lax.dynamic_slice``, so the data is neither copied nor padded), a
+  ``jax.vmap`` of ``fn`` within a chunk, summed over the chunk and added to
+  the carry; the ``C mod B`` last clients are one more ``vmap`` after the
+  scan. Peak memory holds one chunk's intermediates (and the sums), not
+  ``C`` clients'; a chunk's clients still run as one batched computation.
+  This is ``jax.lax.map(..., batch_size=B)`` followed by a sum, with the
+  sum accumulated inside the scan so that no ``[C, ...]`` output is
+  materialised.
+
+  ``fn(i, *args)`` is the function of ONE client, whose first argument is
+  its GLOBAL index ``i`` (int32; derive keys from it, e.g.
+  :func:`client_key`). It must not use collectives over the clients
+  (a psum would only see one chunk): return the client's summands (e.g.
+  :func:`masked_weighted_terms`, :func:`client_objective`) and divide after
+  the sum (:func:`divide_or_zero`). The result equals the sum over a
+  ``vmap`` of all clients up to float summation order (chunk by chunk
+  instead of one reduction).
+
+  Args:
+    fn: ``(i, *args) -> pytree`` of one client.
+    batch_size: Clients per chunk ``B >= 1`` (any ``B``: a last partial
+      chunk runs on its own; ``B >= C`` is one ``vmap`` of all clients).
+    in_axes: ``0`` (mapped over the leading clients axis) or ``None``
+      (broadcast), one per argument after ``i``.
+
+  Returns:
+    ``mapped(*args)``: the sum over clients of ``fn``'s outputs.
+
+  Raises:
+    ValueError: if ``batch_size`` is not an int >= 1, or (when called) the
+      mapped arguments' leading sizes differ or ``in_axes`` does not match
+      the arguments.
+  """
+  checks.check_int('batch_size', batch_size)
+  in_axes = tuple(in_axes)
+  for axis in in_axes:
+    if axis not in (0, None):
+      raise ValueError(f'`in_axes` entries must be 0 or None, got {axis!r}')
+  per_client = jax.vmap(fn, in_axes=(0, *in_axes))
+
+  def mapped(*args):
+    if len(args) != len(in_axes):
+      raise ValueError(
+        f'`in_axes` has {len(in_axes)} entries for {len(args)} arguments'
+      )
+    sizes = {
+      jnp.shape(leaf)[0]
+      for arg, axis in zip(args, in_axes, strict=True)
+      if axis == 0
+      for leaf in jax.tree.leaves(arg)
+    }
+    if len(sizes) != 1:
+      raise ValueError(
+        f'mapped arguments must share one leading clients axis, got {sizes}'
+      )
+    (num_clients,) = sizes
+    size = min(batch_size, num_clients)
+    num_full, rest = divmod(num_clients, size)
+
+    def chunk_sum(start, n):
+      ids = start + jnp.arange(n, dtype=jnp.int32)
+      chunk = tuple(
+        jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, n), a)
+        if axis == 0
+        else a
+        for a, axis in zip(args, in_axes, strict=True)
+      )
+      out = per_client(ids, *chunk)
+      return jax.tree.map(lambda o: jnp.sum(o, axis=0), out)
+
+    def body(acc, j):
+      part = chunk_sum(j * size, size)
+      return jax.tree.map(jnp.add, acc, part), None
+
+    shapes = jax.eval_shape(lambda: chunk_sum(jnp.zeros([], jnp.int32), size))
+    acc = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    acc, _ = jax.lax.scan(body, acc, jnp.arange(num_full, dtype=jnp.int32))
+    if rest:
+      part = chunk_sum(jnp.asarray(num_full * size, jnp.int32), rest)
+      acc = jax.tree.map(jnp.add, acc, part)
+    return acc
+
+  return mapped
 
 
 def tree_isfinite(tree: Any) -> jax.Array:

@@ -300,6 +300,52 @@ def test_mesh_matches_vmap_fedbuff():
   np.testing.assert_array_equal(t1.origin, t2.origin)
 
 
+class _EveryClient(async_fl.AsyncFL):
+  """The reference: every client trains at every event, then masked."""
+
+  def max_participants(self) -> int:
+    return self.num_clients
+
+
+@pytest.mark.parametrize(
+  'kw',
+  [
+    dict(scheme='async', time_jitter=0.2, weights='identical'),
+    dict(scheme='fedbuff', buffer_size=3),
+  ],
+)
+def test_only_deliverers_train_same_result(kw):
+  # Minibatches: a client trained with another client's key would differ.
+  data = fd.logistic_clients(jax.random.key(3), 6, 4, 12, min_examples=5)
+  common = dict(
+    client_times=async_fl.fx_times(6, 70),
+    loss_fn=fd.logistic_loss,
+    batch_size=4,
+    num_local_steps=3,
+    time_budget=4.0,
+    **kw,
+  )
+  solver = async_fl.AsyncFL(**common)
+  assert solver.max_participants() < 6
+  (s1, t1), (s2, t2) = [
+    jax.jit(s.run, static_argnums=3)(
+      jnp.zeros([4]), jax.random.key(5), data, 16
+    )
+    for s in (solver, _EveryClient(**common))
+  ]
+  np.testing.assert_array_equal(t1.participants, t2.participants)
+  np.testing.assert_array_equal(t1.origin, t2.origin)
+  assert int(jnp.max(t1.num_participants)) == solver.max_participants()
+  for a, b in [
+    (s1.params, s2.params),
+    (s1.sent, s2.sent),
+    (t1.loss, t2.loss),
+    (t1.client_loss, t2.client_loss),
+    (t1.delta_norm, t2.delta_norm),
+  ]:
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
   'kw,name',
   [

@@ -224,8 +224,52 @@ def test_converges_on_quadratics_and_records_metrics():
 
 
 @pytest.mark.parametrize(
+  'client_batch_size, kwargs',
+  [
+    (2, dict()),  # full participation; 7 clients = 3 chunks of 2 + 1
+    (3, dict(participation=pm.Bernoulli(num_clients=7, probs=0.5))),
+  ],
+)
+def test_client_batches_equal_vmap(client_batch_size, kwargs):
+  data = _logistic(seed=3, num_clients=7, dim=3, n=6)
+  common = dict(
+    loss_fn=fd.logistic_loss,
+    client_tx=optax.sgd(0.3),
+    num_local_steps=1,
+    batch_size=4,  # minibatches: each client's key matters
+    **kwargs,
+  )
+  (s1, t1), (s2, t2) = [
+    jax.jit(fedavg.FedAvg(client_batch_size=b, **common).run, static_argnums=3)(
+      jnp.zeros([3]), jax.random.key(1), data, 3
+    )
+    for b in (None, client_batch_size)
+  ]
+  np.testing.assert_array_equal(t1.num_participants, t2.num_participants)
+  for a, b in zip(
+    jax.tree.leaves((s1.params, t1)),
+    jax.tree.leaves((s2.params, t2)),
+    strict=True,
+  ):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  if 'participation' in kwargs:  # some round samples a strict subset
+    assert np.any(np.asarray(t1.num_participants) < 7)
+
+
+def test_client_batch_size_with_mesh_raises():
+  with pytest.raises(ValueError, match='`client_batch_size`'):
+    fedavg.FedAvg(
+      loss_fn=fd.quadratic_loss,
+      client_batch_size=2,
+      mesh=parallel.make_mesh(1),
+    )
+
+
+@pytest.mark.parametrize(
   'kwargs, name',
   [
+    (dict(client_batch_size=0), 'client_batch_size'),
+    (dict(client_batch_size=2.0), 'client_batch_size'),
     (dict(num_local_steps=0), 'num_local_steps'),
     (dict(batch_size=-1), 'batch_size'),
     (dict(weighting='equal'), 'weighting'),

@@ -207,3 +207,31 @@ def test_keys_are_documented_fold_ins():
     assert not np.array_equal(
       server, jax.random.key_data(simulator.client_key(k_round, i))
     )
+
+
+@pytest.mark.parametrize('batch_size', [1, 3, 10, 16])
+def test_chunked_client_sum_equals_sum(batch_size):
+  x = jnp.arange(10.0) ** 0.5
+  y = {'a': jnp.arange(20.0).reshape(10, 2)}
+
+  def fn(i, xi, yi, scale):
+    return {
+      's': scale * i * xi,
+      'v': yi['a'] ** 2,
+      'n': jnp.ones([], jnp.int32),
+    }
+
+  out = jax.jit(
+    simulator.chunked_client_sum(fn, batch_size, in_axes=(0, 0, None))
+  )(x, y, 2.0)
+  np.testing.assert_allclose(
+    out['s'], np.sum(2.0 * np.arange(10) * np.asarray(x)), rtol=1e-6
+  )
+  np.testing.assert_allclose(out['v'], np.sum(np.asarray(y['a']) ** 2, 0))
+  assert int(out['n']) == 10
+
+
+@pytest.mark.parametrize('batch_size', [0, -2, 1.5, None])
+def test_chunked_client_sum_bad_batch_size(batch_size):
+  with pytest.raises(ValueError, match='`batch_size`'):
+    simulator.chunked_client_sum(lambda i, x: x, batch_size, in_axes=(0,))

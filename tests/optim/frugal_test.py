@@ -467,6 +467,18 @@ def test_inject_hyperparams_and_multisteps(rng):
     (dict(projection='qr'), 'projection'),
     (dict(state_free='adam'), 'state_free'),
     (dict(state_full='adam'), 'state_full'),
+    (dict(svd_method='lanczos'), 'svd_method'),
+    (dict(svd_method='randomized', projection='random'), 'svd_method'),
+    (dict(svd_method='randomized', power_iterations=-1), 'power_iterations'),
+    (dict(svd_method='randomized', power_iterations=1.0), 'power_iterations'),
+    (dict(svd_method='randomized', oversampling=-1), 'oversampling'),
+    (dict(svd_method='randomized', oversampling=True), 'oversampling'),
+    (
+      dict(svd_method='randomized', oversampling=jnp.asarray(4)),
+      'oversampling',
+    ),
+    (dict(power_iterations=1), 'power_iterations'),  # with 'exact'
+    (dict(oversampling=4), 'oversampling'),  # with 'exact'
   ],
 )
 def test_invalid_arguments_name_the_argument(kwargs, name):
@@ -773,3 +785,144 @@ def test_orbax_round_trip(tmp_path, projection):
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     restored = ckpt.restore(tmp_path / 'state', target)
   _assert_states_equal(restored, state)
+
+
+# -- svd_method='randomized': the randomized range finder. --
+
+
+def _with_spectrum(rng, shape, singular_values, dtype=np.float64):
+  """A matrix with the given singular values and random singular vectors."""
+  m, n = shape
+  k = len(singular_values)
+  u = np.linalg.qr(_draw(rng, (m, k), dtype))[0]
+  v = np.linalg.qr(_draw(rng, (n, k), dtype))[0]
+  return (u * np.asarray(singular_values)) @ v.conj().T
+
+
+def _draw(rng, shape, dtype):
+  x = rng.standard_normal(shape)
+  if np.issubdtype(dtype, np.complexfloating):
+    x = x + 1j * rng.standard_normal(shape)
+  return x
+
+
+def _numpy_range_finder(a, omega, rank, power_iterations):
+  """Halko, Martinsson, Tropp (2011), Algorithm 4.4 then 5.1, in float64."""
+  a = np.asarray(a, np.result_type(a, np.float64))
+  omega = np.asarray(omega, a.dtype)
+  q = np.linalg.qr(a @ omega)[0]
+  for _ in range(power_iterations):
+    q_tilde = np.linalg.qr(a.conj().T @ q)[0]
+    q = np.linalg.qr(a @ q_tilde)[0]
+  u_small = np.linalg.svd(q.conj().T @ a, full_matrices=False)[0]
+  return q @ u_small[:, :rank]
+
+
+def _columns(p, right):
+  """The projector's basis as columns: P^H [n, r] (right), P [m, r] (left)."""
+  p = np.asarray(p)
+  return p.conj().T if right else p
+
+
+@pytest.mark.parametrize('shape', [(48, 32), (32, 48)])  # right, left side
+def test_randomized_svd_spans_the_exact_subspace(rng, shape):
+  # Spectral gap at r = 8: the top 8 singular values in [5, 10], the rest
+  # <= 0.1, so q = 2 power iterations shrink the error by ~(0.1/5)^5.
+  r = 8
+  rest = min(shape) - r
+  sigma = np.concatenate([np.linspace(10, 5, r), np.linspace(0.1, 0.01, rest)])
+  g = {'w': jnp.asarray(_with_spectrum(rng, shape, sigma), jnp.float32)}
+  right = shape[0] >= shape[1]
+  updates, projectors = {}, {}
+  for method in ('exact', 'randomized'):
+    tx = frugal_lib.scale_by_frugal(density=0.25, svd_method=method)
+    u, state = jax.jit(tx.update)(g, tx.init(g))
+    basis = _columns(state.projector['w'], right)
+    assert basis.shape == (min(shape), r)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(r), atol=1e-5)
+    updates[method], projectors[method] = u['w'], basis @ basis.T
+  # The orthogonal projectors onto the two subspaces agree (their
+  # spectral-norm difference is the sine of the largest principal angle).
+  diff = projectors['randomized'] - projectors['exact']
+  assert np.linalg.norm(diff, 2) < 1e-4
+  # Distinct singular values: the vectors agree up to sign, to which Adam
+  # and the residual are blind, so the whole update agrees.
+  np.testing.assert_allclose(updates['randomized'], updates['exact'], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+  'shape,dtype',
+  [((12, 9), np.float32), ((9, 12), np.float32), ((9, 12), np.complex64)],
+)
+def test_randomized_svd_matches_numpy_range_finder(rng, shape, dtype):
+  # No gap (singular values 0.85^k), so the range finder's subspace is far
+  # from the exact top-r one: agreement tests the algorithm, not the SVD.
+  # Refreshes at steps 0 and 2 draw from fold_in(fold_in(key, step), leaf).
+  r, width, q, seed = 3, 5, 1, 7  # r = round(9 / 3); l = r + oversampling
+  right = shape[0] >= shape[1]
+  grads = [
+    {'w': _with_spectrum(rng, shape, 0.85 ** np.arange(9), dtype)}
+    for _ in range(3)
+  ]
+  tx = frugal_lib.scale_by_frugal(
+    density=1 / 3,
+    update_gap=2,
+    svd_method='randomized',
+    power_iterations=q,
+    oversampling=width - r,
+    key=seed,
+  )
+  grads = [{'w': x['w'].astype(dtype)} for x in grads]
+  _, states = _run(tx, grads[0], grads)
+  for step in (0, 2):
+    g = grads[step]['w']
+    a = g.conj().T if right else g
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), step), 0)
+    omega = jax.random.normal(key, (a.shape[1], width), dtype)
+    want = _numpy_range_finder(a, omega, r, q)
+    got = _columns(states[step].projector['w'], right)
+    phase = np.sum(want.conj() * got, axis=0)
+    np.testing.assert_allclose(got, want * (phase / np.abs(phase)), atol=2e-5)
+    exact = np.linalg.svd(a.astype(np.complex128), full_matrices=False)[0]
+    exact = exact[:, :r]
+    gap = np.linalg.norm(got @ got.conj().T - exact @ exact.conj().T, 2)
+    assert gap > 0.05, gap
+  assert not np.allclose(states[0].projector['w'], states[2].projector['w'])
+
+
+# The contract's checks (tests/contract/optax_contract_test.py) that
+# exercise optax's combinators, run on the randomized option; the contract
+# itself keys its cases by factory, so it holds only the default 'exact'.
+_RANDOMIZED_CONTRACT = (
+  'test_inject_hyperparams_equality_and_tree_get_set',
+  'test_masked_and_multi_transform',
+  'test_multisteps_accumulates',
+)
+
+
+@pytest.mark.parametrize('check', _RANDOMIZED_CONTRACT)
+def test_randomized_svd_under_optax_combinators(check):
+  from tests.contract import optax_contract_test as contract
+
+  case = contract.Case(
+    'jaxopt_papers.optim.frugal:frugal',
+    dict(
+      learning_rate=1e-2,
+      density=0.5,
+      update_gap=2,
+      svd_method='randomized',
+      power_iterations=1,
+      oversampling=1,
+    ),
+    hyper=('learning_rate', 3e-3),
+    static_args=(
+      'density',
+      'update_gap',
+      'projection',
+      'state_free',
+      'svd_method',
+      'power_iterations',
+      'oversampling',
+    ),
+  )
+  getattr(contract, check)(case)

@@ -138,7 +138,7 @@ def test_reference_numpy_float64_exact_solve(merit_hessian, eta1, eta2):
     assert not np.any(trace.singular | trace.nonfinite | trace.inner_capped)
 
 
-def _np_sketch(kmat, b, key, rtol, max_steps, block, sketch):
+def _np_sketch(kmat, b, key, rtol, max_steps, block, sketch, rows=3):
   """The code's sketch loop (full residual recompute), same random draws."""
   size = len(b)
   z = np.zeros(size)
@@ -148,6 +148,11 @@ def _np_sketch(kmat, b, key, rtol, max_steps, block, sketch):
     k = jax.random.fold_in(key, t)
     if sketch == 'kaczmarz':
       draws = np.asarray(jax.random.randint(k, (block,), 0, size))
+    elif sketch == 'block_kaczmarz':
+      draws = [
+        np.asarray(jax.random.choice(kj, size, (rows,), replace=False))
+        for kj in jax.random.split(k, block)
+      ]
     else:
       draws = np.asarray(
         jax.random.normal(k, (block, size), jnp.float32), np.float64
@@ -156,6 +161,9 @@ def _np_sketch(kmat, b, key, rtol, max_steps, block, sketch):
       if sketch == 'kaczmarz':
         i = draws[j]
         z = z - r[i] / np.sum(kmat[i] ** 2) * kmat[i]
+      elif sketch == 'block_kaczmarz':  # project on the rows' solutions
+        ks = kmat[draws[j]]
+        z = z - ks.T @ np.linalg.solve(ks @ ks.T, r[draws[j]])
       else:
         s = draws[j]
         ks = kmat.T @ s
@@ -165,7 +173,7 @@ def _np_sketch(kmat, b, key, rtol, max_steps, block, sketch):
   return z, r, t
 
 
-@pytest.mark.parametrize('sketch', ['kaczmarz', 'gaussian'])
+@pytest.mark.parametrize('sketch', ['kaczmarz', 'gaussian', 'block_kaczmarz'])
 def test_sketch_solve_matches_numpy_with_same_draws(sketch):
   with jax.enable_x64(True):
     a = np.random.default_rng(0).normal(size=(9, 9))
@@ -173,7 +181,14 @@ def test_sketch_solve_matches_numpy_with_same_draws(sketch):
     b = np.random.default_rng(1).normal(size=9)
     key = jax.random.key(5)
     z, r, t = exact_al.sketch_solve(
-      kmat, b, key, rtol=1e-3, max_steps=10_000, sketch=sketch, block=4
+      kmat,
+      b,
+      key,
+      rtol=1e-3,
+      max_steps=10_000,
+      sketch=sketch,
+      block=4,
+      rows=3,
     )
     z_np, r_np, t_np = _np_sketch(kmat, b, key, 1e-3, 10_000, 4, sketch)
     assert int(t) == t_np and t_np < 10_000
@@ -182,9 +197,77 @@ def test_sketch_solve_matches_numpy_with_same_draws(sketch):
     np.testing.assert_allclose(r, kmat @ np.asarray(z) - b, atol=1e-10)
     # A capped solve stops exactly at the cap (masked tail of a block).
     _, _, t_cap = exact_al.sketch_solve(
-      kmat, b, key, rtol=1e-14, max_steps=10, sketch=sketch, block=4
+      kmat,
+      b,
+      key,
+      rtol=1e-14,
+      max_steps=10,
+      sketch=sketch,
+      block=4,
+      rows=3,
     )
     assert int(t_cap) == 10
+
+
+def test_block_kaczmarz_reductions():
+  with jax.enable_x64(True):
+    a = np.random.default_rng(0).normal(size=(9, 9))
+    kmat = a + a.T + 6 * np.eye(9)
+    b = np.random.default_rng(1).normal(size=9)
+    key = jax.random.key(5)
+    # All rows in one block: one projection is the exact solve.
+    z, _, t = exact_al.sketch_solve(
+      kmat, b, key, rtol=1e-12, max_steps=5, sketch='block_kaczmarz',
+      block=1, rows=9,
+    )  # fmt: skip
+    assert int(t) == 1
+    np.testing.assert_allclose(z, np.linalg.solve(kmat, b), rtol=1e-10)
+    # One row per block is Kaczmarz (rows drawn without replacement).
+    for sketch in ('kaczmarz', 'block_kaczmarz'):
+      _, _, t = exact_al.sketch_solve(
+        kmat, b, key, rtol=1e-3, max_steps=10_000, sketch=sketch, rows=1
+      )
+      assert 0 < int(t) < 10_000
+
+
+def test_kaczmarz_step_count_is_its_rate_times_the_asked_accuracy():
+  """Why Kaczmarz takes thousands of steps on a 5 x 5 KKT system.
+
+  The accuracy test asks ||Kz - b|| <= rtol ||b|| with rtol = theta delta /
+  (||K||_F psi) ~ 1e-11 here (delta at its floor 1e-6, psi ~ 1e4), and
+  uniform randomized Kaczmarz contracts E||z - z*||^2 by rho = 1 -
+  lambda_min(K^T D^-1 K) / N per step (D = diag of squared row norms), so
+  it needs about ln(1 / rtol) / (1 - rho) steps: 5.4k, measured 5.1-5.6k.
+  """
+  f = lambda x, d: jnp.sum((x - 2.0) ** 2) + x[0] * x[1]
+  c = lambda x, d: jnp.stack(
+    [x[0] + x[1] + x[2] - 1.0, x[0] ** 2 + x[1] ** 2 - 1.0]
+  )
+  with jax.enable_x64(True):
+    solver = exact_al.ExactAL(f=f, c=c, num_constraints=2, sketch_block=1)
+    x0, lam0 = np.ones(3), np.ones(2)
+    state = solver.init(x0, jax.random.key(0))
+    _, row = jax.jit(solver.step)(state, None)
+    lagr = lambda x: f(x, None) + lam0 @ c(x, None)
+    hess = np.asarray(jax.hessian(lagr)(x0))
+    gmat = np.asarray(jax.jacfwd(c)(x0, None))
+    kmat = np.block([[hess, gmat.T], [gmat, np.zeros((2, 2))]])
+    xi_g = np.linalg.eigvalsh(gmat @ gmat.T)[0]
+    psi = 20 * max(np.sum(hess**2), 1) / (min(xi_g, 1) * 0.1)
+    rtol = float(row.delta) / (np.linalg.norm(kmat) * psi)
+    np.testing.assert_allclose(row.sketch_rtol, rtol, rtol=1e-12)
+    assert not bool(row.hessian_modified) and 1e-12 < rtol < 1e-10
+    d_inv = np.diag(1 / np.sum(kmat**2, axis=1))
+    rho = 1 - np.linalg.eigvalsh(kmat.T @ d_inv @ kmat / 5)[0]
+    predicted = np.log(1 / rtol) / (1 - rho)
+    assert 0.7 * predicted < int(row.num_sketch) < 1.4 * predicted
+    # Block Kaczmarz on 3 of the 5 rows needs far fewer projections.
+    b = -np.concatenate([np.asarray(jax.grad(lagr)(x0)), c(x0, None)])
+    _, _, t = exact_al.sketch_solve(
+      kmat, b, jax.random.key(0), rtol=rtol, max_steps=100_000,
+      sketch='block_kaczmarz', block=1, rows=3,
+    )  # fmt: skip
+    assert int(t) < 0.1 * int(row.num_sketch)
 
 
 # ---------------------------------------------------------------- reductions
@@ -205,7 +288,9 @@ def _quadratic_problem():
   return f, c, data
 
 
-@pytest.mark.parametrize('sketch', ['exact', 'kaczmarz', 'gaussian'])
+@pytest.mark.parametrize(
+  'sketch', ['exact', 'kaczmarz', 'gaussian', 'block_kaczmarz']
+)
 def test_quadratic_linear_one_unit_newton_step(sketch):
   f, c, data = _quadratic_problem()
   with jax.enable_x64(True):
@@ -345,6 +430,7 @@ def test_init_sizes_multipliers():
     ({'delta_min': 0.0}, 'delta_min'),
     ({'max_sketch_steps': 0}, 'max_sketch_steps'),
     ({'sketch_block': 1.5}, 'sketch_block'),
+    ({'sketch_rows': 0}, 'sketch_rows'),
     ({'fixed_sketch_steps': 0}, 'fixed_sketch_steps'),
     ({'sketch': 'sparse'}, 'sketch'),
     ({'merit_hessian': 'bfgs'}, 'merit_hessian'),
