@@ -31,7 +31,10 @@ Measured (quick, about 25 s wall; 2026-12-04, 2-core CPU): disk post 23.12
 dB vs pre 16.29 (gain 6.83, threshold 6; 600 steps gave 5.74); 3-D test PSNR
 post per seed 22.42 / 22.62 / 22.27 (threshold 21.5, card's 22 not used:
 min over seeds is too close), pre 20.6 mean, gains 1.83 / 1.87 / 1.77
-(threshold 1); MLP 44 steps in 2x DVGO's 0.45 s: 10.4 dB. At resolution 20
+(threshold 1); MLP 44 steps in 2x DVGO's 0.45 s: 10.4 dB. With the camera
+poses drawn from ``jax.random`` instead of NumPy (same day): post 21.78
+mean, min 21.73; pre 20.56 mean; min gain 1.20; MLP 42 steps, 10.6 dB
+(thinner margins on these views). At resolution 20
 (16 px) post and pre tied (gain ~0.05), at 14 (20 px) gain ~1.0: the
 post-activation advantage needs a grid coarse relative to the image.
 Swap (activation='pre'): disk gain 0, 3-D gain 0 and PSNR 20.5 < 21.5 all

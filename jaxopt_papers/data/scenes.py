@@ -14,6 +14,7 @@ import json
 import os
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -58,10 +59,21 @@ def look_at(position):
 
 
 def camera_poses(num_views, radius=3.0, seed=0):
-  """``[V, 3, 4]`` poses on a sphere (elevation in ``[-30, 60]`` degrees)."""
-  rng = np.random.default_rng(seed)
-  az = rng.uniform(0, 2 * np.pi, num_views)
-  el = np.deg2rad(rng.uniform(-30, 60, num_views))
+  """``[V, 3, 4]`` poses on a sphere (elevation in ``[-30, 60]`` degrees).
+
+  Azimuths and elevations come from ``jax.random.key(seed)`` (float64 in
+  NumPy after the draw).
+  """
+  k_az, k_el = jax.random.split(jax.random.key(seed))
+  az = np.asarray(
+    jax.random.uniform(k_az, (num_views,), maxval=2 * np.pi), np.float64
+  )
+  el = np.deg2rad(
+    np.asarray(
+      jax.random.uniform(k_el, (num_views,), minval=-30.0, maxval=60.0),
+      np.float64,
+    )
+  )
   pos = radius * np.stack(
     [np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], 1
   )
